@@ -1,0 +1,1 @@
+"""honora-tts: verified XTTS-v2 voice cloning on RunPod serverless."""

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Idempotent setup: Debian packages, then a virtual environment holding exactly requirements.lock.
+# VENV (default .venv) may point anywhere; CI points it at a cache keyed by the lock file's hash.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+
+need_debs=()
+for pkg in ffmpeg espeak-ng; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_debs+=("$pkg")
+done
+if [ "${HONORA_BROWSER_TESTS:-1}" = "1" ]; then
+  dpkg -s chromium >/dev/null 2>&1 || need_debs+=(chromium)
+fi
+if [ "${#need_debs[@]}" -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need_debs[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >/dev/null
+fi
+
+command -v uv >/dev/null 2>&1 || python3 -m pip install -q --user uv || python3 -m pip install -q uv
+UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
+
+stamp="$(sha256sum requirements.lock | cut -c1-16)"
+if [ -f "$VENV/.honora-lock" ] && [ "$(cat "$VENV/.honora-lock")" = "$stamp" ]; then
+  echo "setup: $VENV already holds requirements.lock ($stamp)"
+else
+  echo "setup: building $VENV from requirements.lock (first time: a few minutes, about 5 GB with torch)"
+  rm -rf "$VENV"
+  "$UV" venv -q --python 3.11 "$VENV"
+  VIRTUAL_ENV="$VENV" "$UV" pip sync -q --python "$VENV/bin/python" requirements.lock
+  echo "$stamp" > "$VENV/.honora-lock"
+fi
+# The package itself is always (re)linked: it is editable and costs a second.
+"$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
+"$VENV/bin/python" -c "import honora_tts, TTS, torch, runpod; print('setup: ok, torch', torch.__version__, '| coqui-tts', TTS.__version__, '| runpod', runpod.__version__)"

@@ -1,0 +1,345 @@
+"""HTTP transport of the endpoint client: auth, timeouts, request ids, error mapping, retries.
+
+Retries follow one rule: re-send only what cannot duplicate work.
+
+- Reads (``GET /status``, ``/stream``, ``/health``) and idempotent posts (``/cancel``) are
+  retried on connection failures, timeouts, 429 and 502/503/504.
+- Job submissions (``POST /run``, ``/runsync``) are retried only when the request provably did
+  not reach RunPod: the connection was never made, or RunPod refused it with 429 (no job is
+  created then). A submission whose answer was lost raises :class:`SubmissionUncertain`.
+
+``Retry-After`` is honoured; otherwise the backoff is exponential with jitter (tenacity).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_base,
+    wait_base,
+    wait_exponential_jitter,
+)
+
+from honora_tts.client import _constants as C
+from honora_tts.client._deadline import Deadline
+from honora_tts.client._exceptions import (
+    APIError,
+    AuthenticationError,
+    EndpointUnavailable,
+    InvalidResponse,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    SubmissionUncertain,
+)
+from honora_tts.client._redaction import install_redaction, mask, redact, register_secret
+from honora_tts.version import package_version
+
+log = install_redaction(logging.getLogger("honora_tts.client"))
+
+_BODY_SNIPPET_CHARS = 300
+
+
+def new_request_id() -> str:
+    """A fresh correlation id for one call."""
+    return f"req-{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently the transport retries what is safe to retry."""
+
+    max_attempts: int = C.DEFAULT_MAX_ATTEMPTS
+    initial_delay_s: float = C.RETRY_INITIAL_DELAY_S
+    max_delay_s: float = C.RETRY_MAX_DELAY_S
+    jitter_s: float = C.RETRY_JITTER_S
+    retry_after_cap_s: float = C.RETRY_AFTER_CAP_S
+
+
+class _ConnectionFailed(EndpointUnavailable):
+    """A transport failure; ``sent`` is False only when the request provably never left."""
+
+    def __init__(self, cause: str, *, sent: bool, **ids: Any) -> None:
+        self.cause = cause
+        self.sent = sent
+        super().__init__(cause, **ids)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date) or ``retry-after-ms``."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class _WaitRetryAfterOrBackoff(wait_base):
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._backoff = wait_exponential_jitter(
+            initial=policy.initial_delay_s, max=policy.max_delay_s, jitter=policy.jitter_s
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            return float(retry_after)
+        return float(self._backoff(retry_state))
+
+
+class _StopAtDeadline(stop_base):
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return not self._deadline.allows(retry_state.upcoming_sleep)
+
+
+class BaseClient:
+    """Sends JSON requests to one RunPod endpoint (``{api_base}/{endpoint_id}/...``)."""
+
+    def __init__(
+        self,
+        *,
+        api_base: str,
+        endpoint_id: str,
+        api_key: str,
+        timeout: httpx.Timeout = C.DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        register_secret(api_key)
+        self.api_base = api_base.rstrip("/")
+        self.endpoint_id = endpoint_id
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        self._api_key = api_key
+        self._http = httpx.Client(
+            base_url=f"{self.api_base}/{endpoint_id}/",
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "Accept": "application/json",
+                "User-Agent": f"honora-tts/{package_version()}",
+            },
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(api_base={self.api_base!r}, "
+            f"endpoint_id={self.endpoint_id!r}, api_key={mask(self._api_key)})"
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ request
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        submits_job: bool = False,
+        payload_limit: int | None = None,
+        deadline: Deadline | None = None,
+        job_id: str | None = None,
+    ) -> Any:
+        """Send one request (with the retries that are safe for it) and return parsed JSON.
+
+        ``submits_job`` marks a request that creates a GPU job: it is re-sent only when it
+        provably never reached the endpoint. ``payload_limit`` (bytes) refuses bigger bodies
+        before any network traffic.
+        """
+        content = None
+        if body is not None:
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+            if payload_limit is not None and len(content) > payload_limit:
+                raise PayloadTooLarge(
+                    len(content), payload_limit, f"{method} /{path}",
+                    request_id=request_id, job_id=job_id,
+                )
+        deadline = deadline or Deadline(None)
+        ids = {"request_id": request_id, "job_id": job_id}
+
+        def retryable(exc: BaseException) -> bool:
+            retry_after = getattr(exc, "retry_after_s", None)
+            if retry_after is not None and retry_after > self.retry.retry_after_cap_s:
+                return False
+            if isinstance(exc, RateLimited):
+                return True
+            if isinstance(exc, _ConnectionFailed):
+                return not exc.sent or not submits_job
+            if isinstance(exc, EndpointUnavailable):
+                return not submits_job and exc.status_code in C.RETRYABLE_STATUS_CODES
+            return False
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "retrying %s /%s in %.2fs (attempt %d of %d failed: %s) request_id=%s job_id=%s",
+                method, path, state.upcoming_sleep, state.attempt_number,
+                self.retry.max_attempts, exc, request_id, job_id,
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception(retryable),
+            stop=stop_after_attempt(self.retry.max_attempts) | _StopAtDeadline(deadline),
+            wait=_WaitRetryAfterOrBackoff(self.retry),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(
+                self._send_once, method, path, content, params, request_id, deadline, ids
+            )
+        except _ConnectionFailed as exc:
+            if exc.sent and submits_job:
+                raise SubmissionUncertain(
+                    f"{method} /{path} was sent but no answer came back ({exc.cause}). The job "
+                    "may exist and run; it was not re-sent, to avoid a second GPU job. Look "
+                    "for the request id in the endpoint's logs before sending it again.",
+                    **ids,
+                ) from exc
+            raise EndpointUnavailable(
+                f"{method} /{path} failed: {exc.cause}. Check RUNPOD_API_BASE and the network; "
+                "RunPod's status page tells whether the API is down.",
+                **ids,
+            ) from exc
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, Any] | None,
+        request_id: str | None,
+        deadline: Deadline,
+        ids: dict[str, str | None],
+    ) -> Any:
+        headers = {}
+        if request_id:
+            headers[C.REQUEST_ID_HEADER] = request_id
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.request(
+                method, path, content=content, params=params, headers=headers,
+                timeout=deadline.clip(self.timeout),
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _ConnectionFailed(self._describe(exc), sent=False, **ids) from exc
+        except httpx.TransportError as exc:
+            raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
+        return self._parse(method, path, response, ids)
+
+    @staticmethod
+    def _describe(exc: httpx.TransportError) -> str:
+        detail = str(exc) or "no detail"
+        return redact(f"{type(exc).__name__}: {detail}")
+
+    def _parse(
+        self, method: str, path: str, response: httpx.Response, ids: dict[str, str | None]
+    ) -> Any:
+        status = response.status_code
+        route = f"{method} /{path}"
+        if status < 300:
+            if not response.content:
+                return {}
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise InvalidResponse(
+                    f"{route} answered {status} with a body that is not JSON: "
+                    f"{_snippet(response)!r}",
+                    **ids,
+                ) from exc
+        retry_after = parse_retry_after(response.headers)
+        snippet = _snippet(response)
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"{route} was refused ({status}): the API key is missing, wrong or has no access "
+                "to this endpoint. Set RUNPOD_API_KEY to a key with access to "
+                f"endpoint {self.endpoint_id}.",
+                status_code=status, **ids,
+            )
+        if status == 404:
+            raise NotFound(
+                f"{route} answered 404 ({snippet}): check RUNPOD_ENDPOINT_ID "
+                f"({self.endpoint_id}); a job's result is kept 30 minutes after /run and one "
+                "minute after /runsync.",
+                status_code=status, **ids,
+            )
+        if status == 413:
+            raise PayloadTooLarge(None, _route_limit(path), route, **ids)
+        if status == 429:
+            wait = f"; Retry-After {retry_after:.1f}s" if retry_after is not None else ""
+            raise RateLimited(
+                f"{route} was rate limited by RunPod (429{wait}). Send fewer requests at once "
+                "(/run allows 1000 per 10 s, /status 2000 per 10 s) or retry later.",
+                retry_after_s=retry_after, status_code=status, **ids,
+            )
+        if status >= 500:
+            raise EndpointUnavailable(
+                f"{route} answered {status} ({snippet}): the endpoint is unavailable. Retry "
+                "later; if it persists check the endpoint in the RunPod console.",
+                status_code=status, retry_after_s=retry_after, **ids,
+            )
+        raise APIError(
+            f"{route} answered {status}: {snippet}", status_code=status, **ids
+        )
+
+
+def _route_limit(path: str) -> int:
+    if path.startswith("runsync"):
+        return C.RUNSYNC_PAYLOAD_LIMIT_BYTES
+    return C.RUN_PAYLOAD_LIMIT_BYTES
+
+
+def _snippet(response: httpx.Response) -> str:
+    try:
+        text = response.text
+    except (UnicodeDecodeError, httpx.ResponseNotRead):
+        return f"{len(response.content)} bytes"
+    text = " ".join(text.split())
+    if len(text) > _BODY_SNIPPET_CHARS:
+        text = text[:_BODY_SNIPPET_CHARS] + "..."
+    return redact(text) or "empty body"

@@ -1,0 +1,59 @@
+"""Limits and defaults of the RunPod endpoint client, in one place.
+
+Payload limits are RunPod's documented ones, counted in decimal megabytes so that the client
+refuses before RunPod would.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+DEFAULT_API_BASE = "https://api.runpod.ai/v2"
+
+ENV_API_KEY = "RUNPOD_API_KEY"
+ENV_ENDPOINT_ID = "RUNPOD_ENDPOINT_ID"
+ENV_API_BASE = "RUNPOD_API_BASE"
+ENV_LOCALPOD_WORKERS = "HONORA_LOCALPOD_WORKERS"
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+#: ``/run`` accepts at most 10 MB of JSON, ``/runsync`` 20 MB.
+RUN_PAYLOAD_LIMIT_BYTES = 10_000_000
+RUNSYNC_PAYLOAD_LIMIT_BYTES = 20_000_000
+
+#: Per-call timeouts: connecting must be quick; reading a result may take a while.
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+#: The longest a single synthesis job may take, queue included, before it is cancelled.
+DEFAULT_DEADLINE_S = 300.0
+#: Health probes answer fast or not at all.
+DEFAULT_HEALTH_DEADLINE_S = 60.0
+
+#: Attempts per HTTP call (the first try included) and the backoff between them.
+DEFAULT_MAX_ATTEMPTS = 5
+RETRY_INITIAL_DELAY_S = 0.25
+RETRY_MAX_DELAY_S = 8.0
+RETRY_JITTER_S = 0.25
+#: A ``Retry-After`` longer than this is not waited for: the call fails with RateLimited.
+RETRY_AFTER_CAP_S = 60.0
+RETRYABLE_STATUS_CODES = frozenset({429, 502, 503, 504})
+
+#: Polling ``/status`` and ``/stream``: fast first polls (latency matters), then slower.
+POLL_INITIAL_S = 0.05
+POLL_GROWTH = 1.5
+POLL_MAX_S = 1.0
+
+#: RunPod's bounds on a job's policy (milliseconds).
+EXECUTION_TIMEOUT_MIN_MS = 5_000
+EXECUTION_TIMEOUT_MAX_MS = 7 * 24 * 3600 * 1000
+TTL_MIN_MS = 10_000
+#: The TTL counts from submission and covers the result's retention: keep it past the deadline.
+TTL_MARGIN_MS = 10 * 60 * 1000
+
+#: ``/runsync``: how long RunPod keeps a result (``?wait=``), bounds in milliseconds.
+RUNSYNC_WAIT_MIN_MS = 1_000
+RUNSYNC_WAIT_MAX_MS = 300_000
+
+#: What the batch-only worker (handler version 1) answers to every simple request.
+STALE_SIGNATURE = "No sections provided"
+
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})

@@ -1,0 +1,178 @@
+"""Typed errors of the endpoint client. Each message says what happened and what to do.
+
+Every message passes through :func:`~honora_tts.client._redaction.redact`, so the API key never
+appears in one, whatever was interpolated into it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from honora_tts.client._redaction import redact
+from honora_tts.protocol import VersionRecord
+
+
+class HonoraClientError(Exception):
+    """Base of every client error. ``request_id`` and ``job_id`` name the call when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request_id: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.job_id = job_id
+        ids = [f"{name}={value}" for name, value in
+               (("request_id", request_id), ("job_id", job_id)) if value]
+        text = f"{message} [{', '.join(ids)}]" if ids else message
+        self.message = redact(text)
+        super().__init__(self.message)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class ConfigurationError(HonoraClientError):
+    """The client is not configured (endpoint id, API key, base URL)."""
+
+
+class InvalidRequest(HonoraClientError, ValueError):
+    """The request was refused by the client before anything was sent."""
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The JSON body exceeds RunPod's limit (checked before sending) or RunPod answered 413."""
+
+    def __init__(self, size: int | None, limit: int, route: str, **ids: Any) -> None:
+        self.size = size
+        self.limit = limit
+        self.route = route
+        measured = f"{size:,} bytes" if size is not None else "the request"
+        super().__init__(
+            f"{measured} exceeds the {limit:,}-byte limit of {route}. Send less text per job "
+            "(split into several jobs) and never embed audio: upload voices to a voice store "
+            "and send voice_url.",
+            **ids,
+        )
+
+
+class APIError(HonoraClientError):
+    """An HTTP-level failure talking to the endpoint. ``status_code`` is None without a response."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+        **ids: Any,
+    ) -> None:
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+        super().__init__(message, **ids)
+
+
+class AuthenticationError(APIError):
+    """401/403: the API key is missing, wrong or lacks access to the endpoint."""
+
+
+class RateLimited(APIError):
+    """429 after the retries were spent (or with a Retry-After longer than the client waits)."""
+
+
+class NotFound(APIError):
+    """404: the endpoint id or the job id is unknown (a job's result expires after 30 min)."""
+
+
+class EndpointUnavailable(APIError):
+    """The endpoint could not be reached or answered 5xx, after the retries that were safe."""
+
+
+class SubmissionUncertain(EndpointUnavailable):
+    """A job submission was sent but no answer came back: the job may exist and run.
+
+    It is not re-sent automatically, because that could start a second GPU job.
+    """
+
+
+class InvalidResponse(HonoraClientError):
+    """The endpoint or the worker answered something the client cannot read."""
+
+
+class RequestIdMismatch(InvalidResponse):
+    """The response echoes another request id than the one sent."""
+
+
+class JobError(HonoraClientError):
+    """Base of the errors about a job that was accepted by the endpoint."""
+
+    def __init__(self, message: str, *, status: str | None = None, **ids: Any) -> None:
+        self.status = status
+        super().__init__(message, **ids)
+
+
+class JobFailed(JobError):
+    """The worker reported a failure. ``code`` is the worker's stable error code when it sent one
+    (see :class:`honora_tts.protocol.ErrorCode`), else a client-side description such as
+    ``worker_error``."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        version: VersionRecord | None = None,
+        **kw: Any,
+    ) -> None:
+        self.code = code
+        self.worker_message = message
+        self.field = field
+        self.version = version
+        where = f" (field {field})" if field else ""
+        super().__init__(f"job failed: {code}{where}: {message}", **kw)
+
+
+class JobTimedOut(JobError):
+    """The job did not finish before its deadline (client side) or its execution timeout
+    (RunPod's ``TIMED_OUT``). ``cancelled`` says whether the client cancelled it."""
+
+    def __init__(self, message: str, *, cancelled: bool = False, **kw: Any) -> None:
+        self.cancelled = cancelled
+        super().__init__(message, **kw)
+
+
+class JobCancelled(JobError):
+    """The job was cancelled by someone else (RunPod console, another client, purge)."""
+
+
+class StaleWorkerError(JobError):
+    """The answering worker runs an older build than this client needs.
+
+    ``seen`` says what gave it away: no version record, a handler version below the minimum, or
+    the batch-only worker's "No sections provided".
+    """
+
+    def __init__(
+        self,
+        seen: str,
+        *,
+        version: VersionRecord | None = None,
+        worker_id: str | None = None,
+        min_handler_version: int | None = None,
+        **kw: Any,
+    ) -> None:
+        self.seen = seen
+        self.version = version
+        self.worker_id = worker_id
+        self.min_handler_version = min_handler_version
+        who = f"worker {worker_id}" if worker_id else "a worker"
+        super().__init__(
+            f"stale worker: {who} answered with {seen}. It runs an old image. Fix: rebuild and "
+            "push the image with a unique tag (not :latest), point the endpoint's template at "
+            "that tag, then restart the workers (scale to 0 and back, or 'Refresh workers'); "
+            "check with `honora-tts census`.",
+            **kw,
+        )

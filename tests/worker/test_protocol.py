@@ -1,0 +1,132 @@
+"""The request contract: every shape answers with a request or a structured error, never raises."""
+
+import pytest
+
+from honora_tts.protocol import (
+    HANDLER_VERSION,
+    MAX_SECTIONS,
+    MAX_TEXT_CHARS,
+    ErrorCode,
+    ErrorInfo,
+    ParsedRequest,
+    SynthesizeRequest,
+    parse_request,
+)
+
+
+def _error(raw) -> ErrorInfo:
+    parsed = parse_request(raw)
+    assert isinstance(parsed, ErrorInfo), parsed
+    return parsed
+
+
+def _ok(raw) -> ParsedRequest:
+    parsed = parse_request(raw)
+    assert isinstance(parsed, ParsedRequest), parsed
+    return parsed
+
+
+def test_simple_request_gets_defaults():
+    request = _ok({"text": "Hello world."}).request
+    assert request.action == "synthesize"
+    assert request.language == "en"
+    assert request.output.format == "wav" and request.output.sample_rate == 24_000
+    assert request.params.overrides() == {}
+    assert not request.is_batch
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "field"),
+    [
+        ({}, ErrorCode.INVALID_INPUT, "text"),
+        (None, ErrorCode.INVALID_INPUT, "input"),
+        ([], ErrorCode.INVALID_INPUT, "input"),
+        ("text", ErrorCode.INVALID_INPUT, "input"),
+        ({"text": ""}, ErrorCode.TEXT_EMPTY, "text"),
+        ({"text": " \n\t "}, ErrorCode.TEXT_EMPTY, "text"),
+        ({"text": "x" * (MAX_TEXT_CHARS + 1)}, ErrorCode.TEXT_TOO_LONG, "text"),
+        ({"text": 5}, ErrorCode.INVALID_INPUT, "text"),
+        ({"text": "hi", "language": "xx"}, ErrorCode.UNSUPPORTED_LANGUAGE, "language"),
+        ({"text": "hi", "colour": "red"}, ErrorCode.INVALID_INPUT, "colour"),
+        ({"text": "hi", "params": {"temperature": 9}}, ErrorCode.INVALID_INPUT,
+         "params.temperature"),
+        ({"text": "hi", "params": {"speed": 0}}, ErrorCode.INVALID_INPUT, "params.speed"),
+        ({"text": "hi", "output": {"format": "aiff"}}, ErrorCode.INVALID_INPUT, "output.format"),
+        ({"text": "hi", "output": {"sample_rate": 1}}, ErrorCode.INVALID_INPUT,
+         "output.sample_rate"),
+        ({"text": "hi", "voice_sha256": "abc"}, ErrorCode.INVALID_INPUT, "voice_sha256"),
+        ({"text": "hi", "speaker_wav": "UklGRg=="}, ErrorCode.VOICE_EMBEDDED, "speaker_wav"),
+        ({"text": "hi", "sections": [{"id": "a", "text": "b"}]}, ErrorCode.INVALID_INPUT,
+         "text"),
+        ({"sections": []}, ErrorCode.INVALID_INPUT, "sections"),
+        ({"sections": "abc"}, ErrorCode.INVALID_INPUT, "sections"),
+        ({"sections": [{"id": str(i), "text": "a"} for i in range(MAX_SECTIONS + 1)]},
+         ErrorCode.TEXT_TOO_LONG, "sections"),
+        ({"text": "\ud800 broken"}, ErrorCode.INVALID_INPUT, "text"),
+        ({"action": "dance"}, ErrorCode.INVALID_INPUT, "action"),
+        ({"text": "hi", "request_id": ""}, ErrorCode.INVALID_INPUT, "request_id"),
+    ],
+)
+def test_bad_shapes_get_structured_errors(raw, code, field):
+    error = _error(raw)
+    assert error.code == code
+    assert error.field == field
+    assert error.message
+
+
+def test_batch_fails_only_bad_sections():
+    parsed = _ok({
+        "voice_url": "https://voices.example/a.wav",
+        "sections": [
+            {"id": "intro", "text": "Welcome."},
+            {"id": "empty", "text": ""},
+            {"id": "klingon", "text": "Qapla'", "language": "tlh"},
+            "not an object",
+            {"id": "intro", "text": "A duplicate id."},
+            {"id": 7, "text": "Numbers are ids too.", "language": "fr"},
+        ],
+    })
+    assert [s.id for s in parsed.request.sections] == ["intro", "7"]
+    bad = {s.index: s.error.code for s in parsed.invalid_sections}
+    assert bad == {
+        1: ErrorCode.TEXT_EMPTY,
+        2: ErrorCode.UNSUPPORTED_LANGUAGE,
+        3: ErrorCode.INVALID_INPUT,
+        4: ErrorCode.INVALID_INPUT,
+    }
+    assert parsed.invalid_sections[2].id == "#3"
+
+
+def test_batch_only_worker_shapes_still_parse():
+    """The request shape the old batch-only worker took keeps working."""
+    parsed = _ok({
+        "lang": "de",
+        "voice": "https://voices.example/v.wav",
+        "sections": [{"section_id": "s1", "content": "Guten Tag.", "voice": None}],
+    })
+    request = parsed.request
+    assert request.language == "de"
+    assert request.voice_url == "https://voices.example/v.wav"
+    assert request.sections[0].id == "s1" and request.sections[0].text == "Guten Tag."
+
+
+def test_language_aliases_normalise():
+    assert _ok({"text": "你好", "language": "zh"}).request.language == "zh-cn"
+    assert _ok({"text": "Hi", "language": " EN "}).request.language == "en"
+
+
+def test_health_needs_no_text():
+    assert _ok({"action": "health"}).request.action == "health"
+
+
+def test_client_side_round_trip():
+    sent = SynthesizeRequest(
+        text="Hello.", request_id="r-1", params={"temperature": 0.5}, output={"format": "flac"}
+    ).to_input()
+    back = _ok(sent).request
+    assert back.request_id == "r-1"
+    assert back.params.temperature == 0.5 and back.output.format == "flac"
+
+
+def test_handler_version_is_past_the_batch_only_worker():
+    assert HANDLER_VERSION >= 2

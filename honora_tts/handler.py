@@ -18,6 +18,7 @@ next job.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -88,7 +89,7 @@ def warm_up() -> None:
         try:
             path, sha = _state.model.default_voice()
             _state.model.latents(path, sha)
-        except Exception:  # noqa: BLE001 - warm-up is best effort; the first job retries
+        except Exception:
             log.exception("default voice warm-up failed")
 
 
@@ -219,7 +220,7 @@ def _synthesize_text(
         synthesis = model.synthesize(text, language, latents.latents, {**DEFAULT_PARAMS, **overrides})
     except WorkerError:
         raise
-    except Exception as exc:  # noqa: BLE001 - reported with its code
+    except Exception as exc:
         raise WorkerError(ErrorCode.SYNTHESIS_FAILED, f"{type(exc).__name__}: {exc}") from exc
     encode_started = time.perf_counter()
     payload = _deliver(synthesis.samples, model.sample_rate, request.output, request_id, audio_key)
@@ -246,9 +247,7 @@ def _deliver(
     }
     bucket = None
     if output.delivery == "url" or (output.delivery == "auto" and len(data) > URL_DELIVERY_BYTES):
-        from honora_tts.voices import S3VoiceStore
-
-        bucket = S3VoiceStore.from_runpod_bucket_env()
+        bucket = _output_bucket(*(os.environ.get(name, "") for name in _BUCKET_ENV))
         if bucket is None and output.delivery == "url":
             raise WorkerError(
                 ErrorCode.OUTPUT_UPLOAD_FAILED,
@@ -263,11 +262,22 @@ def _deliver(
     key = f"outputs/{request_id}/{audio_key}.{output.format}"
     try:
         url = bucket.put_bytes(key, data, _CONTENT_TYPES[output.format])
-    except Exception as exc:  # noqa: BLE001 - reported with its code
+    except Exception as exc:
         raise WorkerError(
             ErrorCode.OUTPUT_UPLOAD_FAILED, f"could not upload the audio: {type(exc).__name__}"
         ) from exc
     return AudioPayload(**common, delivery="url", url=url)
+
+
+_BUCKET_ENV = ("BUCKET_ENDPOINT_URL", "BUCKET_ACCESS_KEY_ID", "BUCKET_SECRET_ACCESS_KEY", "BUCKET_NAME")
+
+
+@functools.lru_cache(maxsize=4)
+def _output_bucket(*values: str) -> Any:
+    """The output bucket RunPod's upload helper would use (one boto3 client per setting)."""
+    from honora_tts.voices import S3VoiceStore
+
+    return S3VoiceStore.from_runpod_bucket_env(dict(zip(_BUCKET_ENV, values, strict=True)))
 
 
 def _simple_response(

@@ -16,10 +16,10 @@ import sys
 # The old workers died with "EOF when reading a line" reading stdin; this one never reads it.
 sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
 
-import runpod  # noqa: E402
+import runpod
 
-from honora_tts import handler  # noqa: E402
-from honora_tts.version import streaming_enabled  # noqa: E402
+from honora_tts import handler
+from honora_tts.version import streaming_enabled
 
 logging.basicConfig(
     level=os.environ.get("HONORA_LOG_LEVEL", "INFO"),

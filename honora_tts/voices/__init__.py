@@ -1,0 +1,43 @@
+"""Voices: the worker-side voice-file cache and the client-side voice stores.
+
+Worker: :func:`default_voice_cache` / :class:`VoiceCache` turn a ``voice_url`` into a checked
+local file (SSRF-safe download, size and time limits, validation, LRU eviction).
+Client: :func:`voice_store_from_env` picks a :class:`VoiceStore` (local HTTP directory, S3,
+Supabase) that uploads a voice once and returns the URL a request carries.
+"""
+
+from honora_tts.voices.cache import VoiceCache, VoiceFile, default_voice_cache
+from honora_tts.voices.local_store import LocalVoiceStore
+from honora_tts.voices.stores import (
+    StoredVoice,
+    VoiceStore,
+    VoiceStoreError,
+    voice_store_from_env,
+)
+from honora_tts.voices.url_safety import UrlPolicy, describe_url
+
+__all__ = [
+    "LocalVoiceStore",
+    "StoredVoice",
+    "UrlPolicy",
+    "VoiceCache",
+    "VoiceFile",
+    "VoiceStore",
+    "VoiceStoreError",
+    "default_voice_cache",
+    "describe_url",
+    "voice_store_from_env",
+]
+
+
+def __getattr__(name: str) -> object:
+    # The S3 and Supabase stores import their SDKs; load them only when asked for.
+    if name == "S3VoiceStore":
+        from honora_tts.voices.s3_store import S3VoiceStore
+
+        return S3VoiceStore
+    if name == "SupabaseVoiceStore":
+        from honora_tts.voices.supabase_store import SupabaseVoiceStore
+
+        return SupabaseVoiceStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,493 @@
+"""The worker's voice-file cache: a voice URL becomes a checked local file, downloaded once.
+
+Layout under the cache root (``HONORA_VOICE_CACHE``, default ``/tmp/honora_voice_cache``)::
+
+    blobs/<content sha256>.<wav|flac|ogg|mp3>   the voice files, named by their content
+    index.json                                  url key -> content sha256; per file: size,
+                                                duration, sample rate, last use
+    index.lock                                  flock'ed around every index update
+
+A URL's key is the SHA-256 of the whole URL (the URL itself, which may hold a signed token, is
+never written to disk). When the caller knows the content hash (``expected_sha256``) the file is
+found by content, so a voice uploaded once is a hit even when every request carries a freshly
+signed URL. Files and the index are written to a temporary file in the same directory and
+``os.replace``-d into place, so readers never see half a file; worker processes sharing a root
+take the index lock for each update.
+
+Guarantees: one download per URL however many threads ask at once (single flight); every hit is
+re-hashed and a corrupted file is deleted and fetched again (``corrupt_replaced``); files that
+fail validation (:mod:`honora_tts.voices.audio_check`) or the expected checksum are never kept;
+when the total passes ``max_total_bytes`` the least recently used files are evicted (a fetch
+never fails because the cache is full); a full disk evicts and retries once. Downloads follow
+:mod:`honora_tts.voices.download` (SSRF policy, pinned addresses, size and time limits).
+
+Residual risk: a file handed out by :meth:`VoiceCache.fetch` can be evicted by a later fetch
+before the caller opens it if the cache is far too small for the working set; size
+``max_total_bytes`` well above the voices in use at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from honora_tts.protocol import ErrorCode, WorkerError
+from honora_tts.voices.audio_check import check_voice_audio
+from honora_tts.voices.download import DownloadLimits, VoiceDownloader
+from honora_tts.voices.url_safety import (
+    FIELD,
+    Resolver,
+    UrlPolicy,
+    describe_url,
+    parse_voice_url,
+)
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads of one process are still serialised
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ROOT = Path("/tmp/honora_voice_cache")
+ROOT_ENV = "HONORA_VOICE_CACHE"
+ALLOW_PRIVATE_ENV = "HONORA_ALLOW_PRIVATE_URLS"
+TRUSTED_HOSTS_ENV = "HONORA_TRUSTED_VOICE_HOSTS"
+
+_INDEX_VERSION = 1
+_SUFFIXES = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3"}
+_TEMP_PREFIX = ".tmp-"
+_STALE_TEMP_S = 3600.0
+_ORPHAN_GRACE_S = 60.0
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HASH_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class VoiceFile:
+    """A checked voice file on local disk and how it was obtained."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    duration_s: float
+    sample_rate: int
+    cache: Literal["hit", "miss"]
+    fetch_ms: float
+
+
+class VoiceCache:
+    """URL -> local, validated voice file; see the module docstring for the guarantees.
+
+    ``allow_private`` defaults to ``HONORA_ALLOW_PRIVATE_URLS == "1"`` and ``trusted_hosts`` to
+    the comma-separated ``HONORA_TRUSTED_VOICE_HOSTS`` (hosts whose addresses are not checked,
+    e.g. an internal object store). ``resolver`` and ``verify`` (an ``ssl.SSLContext`` or bool)
+    exist for tests and unusual networks.
+    """
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        max_file_bytes: int = 25 * 2**20,
+        max_total_bytes: int = 2 * 2**30,
+        min_duration_s: float = 0.5,
+        max_duration_s: float = 600.0,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 20.0,
+        total_timeout_s: float = 60.0,
+        max_redirects: int = 5,
+        allow_private: bool | None = None,
+        trusted_hosts: Collection[str] | None = None,
+        resolver: Resolver | None = None,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
+        self.root = Path(root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
+        if allow_private is None:
+            allow_private = os.environ.get(ALLOW_PRIVATE_ENV, "").strip() == "1"
+        if trusted_hosts is None:
+            trusted_hosts = os.environ.get(TRUSTED_HOSTS_ENV, "").split(",")
+        self.policy = UrlPolicy.create(
+            allow_private=allow_private, trusted_hosts=trusted_hosts, resolver=resolver
+        )
+        self.limits = DownloadLimits(
+            max_bytes=max_file_bytes,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            total_timeout_s=total_timeout_s,
+            max_redirects=max_redirects,
+        )
+        self.max_total_bytes = max_total_bytes
+        self.min_duration_s = min_duration_s
+        self.max_duration_s = max_duration_s
+        self._downloader = VoiceDownloader(self.policy, self.limits, verify=verify)
+        self._blobs = self.root / "blobs"
+        self._index_path = self.root / "index.json"
+        self._lock_path = self.root / "index.lock"
+        self._index_lock = threading.Lock()
+        self._flights: dict[tuple[str, str], Future[VoiceFile]] = {}
+        self._flight_lock = threading.Lock()
+        self._counter_lock = threading.Lock()
+        self._counters = {
+            "downloads": 0, "hits": 0, "evictions": 0, "corrupt_replaced": 0, "refused": 0,
+        }  # fmt: skip
+        self._blobs.mkdir(parents=True, exist_ok=True)
+        self._tidy()
+
+    def __repr__(self) -> str:
+        return (
+            f"VoiceCache(root={str(self.root)!r}, allow_private={self.policy.allow_private}, "
+            f"max_total_bytes={self.max_total_bytes})"
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the HTTP transport; cached files stay on disk."""
+        self._downloader.close()
+
+    # ------------------------------------------------------------------ public API
+
+    def fetch(self, url: str, expected_sha256: str | None = None) -> VoiceFile:
+        """The local file for ``url``: from the cache when present and intact, else downloaded,
+        validated and stored. Raises :class:`WorkerError` (``field="voice_url"``) with
+        ``voice_url_forbidden``, ``voice_fetch_failed``, ``voice_too_large``,
+        ``voice_not_audio`` or ``voice_checksum_mismatch``."""
+        started = time.monotonic()
+        try:
+            parse_voice_url(url)
+        except WorkerError:
+            self._count("refused")
+            raise
+        expected = _normalise_sha(expected_sha256)
+        url_key = hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+        found = self._lookup(url_key, expected, started)
+        if found is not None:
+            return found
+
+        flight_key = (url_key, expected or "")
+        with self._flight_lock:
+            flight = self._flights.get(flight_key)
+            leader = flight is None
+            if flight is None:
+                flight = Future()
+                self._flights[flight_key] = flight
+        if not leader:
+            try:
+                shared = flight.result()
+            except WorkerError as exc:
+                raise WorkerError(exc.code, exc.message, exc.field) from None
+            return replace(shared, fetch_ms=_elapsed_ms(started))
+
+        try:
+            result = self._lookup(url_key, expected, started) or self._download_and_store(
+                url, url_key, expected, started
+            )
+        except BaseException as exc:
+            flight.set_exception(exc)
+            raise
+        else:
+            flight.set_result(result)
+            return result
+        finally:
+            with self._flight_lock:
+                self._flights.pop(flight_key, None)
+
+    def stats(self) -> dict[str, int]:
+        """Counters since this cache was created plus what is on disk now: ``downloads``,
+        ``hits``, ``evictions``, ``corrupt_replaced``, ``refused``, ``bytes_downloaded``,
+        ``entries``, ``total_bytes``."""
+        with self._edit_index(write=False) as index:
+            entries = len(index["blobs"])
+            total = sum(int(record["bytes"]) for record in index["blobs"].values())
+        with self._counter_lock:
+            counters = dict(self._counters)
+        return {
+            **counters,
+            "bytes_downloaded": self._downloader.bytes_received,
+            "entries": entries,
+            "total_bytes": total,
+        }
+
+    # ------------------------------------------------------------------ lookup and store
+
+    def _lookup(self, url_key: str, expected: str | None, started: float) -> VoiceFile | None:
+        with self._edit_index(write=False) as index:
+            sha = expected or index["urls"].get(url_key)
+            record = dict(index["blobs"].get(sha) or {}) if sha else {}
+        if not sha or not record:
+            return None
+        path = self._blobs / record["file"]
+        intact = _file_matches(path, int(record["bytes"]), sha)
+        with self._edit_index() as index:
+            current = index["blobs"].get(sha)
+            if current is None or current.get("id") != record.get("id"):
+                return None  # evicted or replaced while we were hashing
+            if intact is not True:
+                self._drop_blob(index, sha)
+                if intact is False:
+                    self._count("corrupt_replaced")
+                    logger.warning("cached voice %s was corrupted; fetching it again", path.name)
+                return None
+            current["last_used"] = time.time()
+            index["urls"][url_key] = sha
+        self._count("hits")
+        return VoiceFile(
+            path=path,
+            sha256=sha,
+            bytes=int(record["bytes"]),
+            duration_s=float(record["duration_s"]),
+            sample_rate=int(record["sample_rate"]),
+            cache="hit",
+            fetch_ms=_elapsed_ms(started),
+        )
+
+    def _download_and_store(
+        self, url: str, url_key: str, expected: str | None, started: float
+    ) -> VoiceFile:
+        source = describe_url(url)
+        try:
+            download = self._downloader.download(url)
+        except WorkerError as exc:
+            if exc.code == ErrorCode.VOICE_URL_FORBIDDEN:
+                self._count("refused")
+            raise
+        self._count("downloads")
+        data = download.data
+        sha = hashlib.sha256(data).hexdigest()
+        if expected and sha != expected:
+            raise WorkerError(
+                ErrorCode.VOICE_CHECKSUM_MISMATCH,
+                f"voice at {source} has sha256 {sha} but {expected} was expected; "
+                "it was not cached",
+                FIELD,
+            )
+        facts = check_voice_audio(
+            data,
+            source=f"voice at {source}",
+            min_duration_s=self.min_duration_s,
+            max_duration_s=self.max_duration_s,
+        )
+        suffix = _SUFFIXES.get(facts.format, f".{facts.format.lower()}")
+        path = self._blobs / f"{sha}{suffix}"
+        if _file_matches(path, len(data), sha) is not True:
+            self._write_with_space(path, data, keep=sha)
+        with self._edit_index() as index:
+            index["blobs"][sha] = {
+                "file": path.name,
+                "bytes": len(data),
+                "duration_s": facts.duration_s,
+                "sample_rate": facts.sample_rate,
+                "last_used": time.time(),
+                "id": uuid.uuid4().hex,
+            }
+            index["urls"][url_key] = sha
+            self._evict(index, self.max_total_bytes, keep=sha)
+        fetch_ms = _elapsed_ms(started)
+        logger.info(
+            "voice downloaded from %s: %d bytes, %.1f s, sha256 %s, %d redirects, %.0f ms",
+            source, len(data), facts.duration_s, sha[:12], download.redirects, fetch_ms,
+        )  # fmt: skip
+        return VoiceFile(
+            path=path,
+            sha256=sha,
+            bytes=len(data),
+            duration_s=facts.duration_s,
+            sample_rate=facts.sample_rate,
+            cache="miss",
+            fetch_ms=fetch_ms,
+        )
+
+    def _write_with_space(self, path: Path, data: bytes, *, keep: str) -> None:
+        try:
+            self._write_blob_file(path, data)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise WorkerError(
+                    ErrorCode.VOICE_FETCH_FAILED,
+                    f"cannot store the voice in the cache at {self.root}: {exc.strerror or exc}",
+                    FIELD,
+                ) from None
+        with self._edit_index() as index:
+            total = sum(int(record["bytes"]) for record in index["blobs"].values())
+            evicted = self._evict(index, total - len(data), keep=keep)
+        logger.warning(
+            "voice cache disk full at %s: evicted %d voices, retrying", self.root, evicted
+        )
+        try:
+            self._write_blob_file(path, data)
+        except OSError as exc:
+            raise WorkerError(
+                ErrorCode.VOICE_FETCH_FAILED,
+                f"the voice cache disk at {self.root} is full ({exc.strerror or exc}): "
+                f"{len(data)} bytes needed and evicting {evicted} cached voices did not free "
+                f"enough; free disk space or point {ROOT_ENV} at a larger disk",
+                FIELD,
+            ) from None
+
+    def _write_blob_file(self, path: Path, data: bytes) -> None:
+        write_atomically(path, data)
+
+    def _evict(self, index: dict[str, Any], target_bytes: int, *, keep: str | None) -> int:
+        """Drop least recently used files until the total is at most ``target_bytes``."""
+        blobs = index["blobs"]
+        total = sum(int(record["bytes"]) for record in blobs.values())
+        by_age = sorted((record["last_used"], sha) for sha, record in blobs.items() if sha != keep)
+        evicted = 0
+        for _, sha in by_age:
+            if total <= target_bytes:
+                break
+            total -= int(blobs[sha]["bytes"])
+            self._drop_blob(index, sha)
+            evicted += 1
+        if evicted:
+            self._count("evictions", evicted)
+            logger.info("voice cache evicted %d files (total now %d bytes)", evicted, total)
+        return evicted
+
+    def _drop_blob(self, index: dict[str, Any], sha: str) -> None:
+        record = index["blobs"].pop(sha, None)
+        if record is not None:
+            (self._blobs / record["file"]).unlink(missing_ok=True)
+        for url_key in [k for k, v in index["urls"].items() if v == sha]:
+            del index["urls"][url_key]
+
+    def _tidy(self) -> None:
+        """Remove stale temporary files, orphaned blobs and records of missing files; then
+        enforce the total cap (it may be smaller than the last process's)."""
+        now = time.time()
+        with self._edit_index() as index:
+            known = {record["file"] for record in index["blobs"].values()}
+            for entry in self._blobs.iterdir():
+                try:
+                    age = now - entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                is_temp = entry.name.startswith(_TEMP_PREFIX)
+                if (is_temp and age > _STALE_TEMP_S) or (
+                    not is_temp and entry.name not in known and age > _ORPHAN_GRACE_S
+                ):
+                    entry.unlink(missing_ok=True)
+            for sha, record in list(index["blobs"].items()):
+                if not (self._blobs / record["file"]).exists():
+                    self._drop_blob(index, sha)
+            self._evict(index, self.max_total_bytes, keep=None)
+
+    # ------------------------------------------------------------------ index file
+
+    @contextmanager
+    def _edit_index(self, *, write: bool = True) -> Iterator[dict[str, Any]]:
+        """The index, locked against other threads and processes; saved on exit if ``write``.
+        Never nested."""
+        with self._index_lock, open(self._lock_path, "a+b") as lock_file:
+            if fcntl is not None:
+                fcntl.flock(lock_file, fcntl.LOCK_EX)
+            index = self._read_index()
+            yield index
+            if write:
+                try:
+                    write_atomically(self._index_path, json.dumps(index).encode("utf-8"))
+                except OSError as exc:
+                    # The files are still valid; a lost index update only costs a download.
+                    logger.warning("cannot write voice cache index %s: %s", self._index_path, exc)
+
+    def _read_index(self) -> dict[str, Any]:
+        empty: dict[str, Any] = {"version": _INDEX_VERSION, "urls": {}, "blobs": {}}
+        try:
+            index = json.loads(self._index_path.read_bytes())
+        except FileNotFoundError:
+            return empty
+        except (OSError, ValueError) as exc:
+            logger.warning("voice cache index %s unreadable (%s); starting afresh",
+                           self._index_path, exc)
+            return empty
+        if not isinstance(index, dict) or index.get("version") != _INDEX_VERSION:
+            return empty
+        index.setdefault("urls", {})
+        index.setdefault("blobs", {})
+        return index
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._counter_lock:
+            self._counters[name] += amount
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    temp = path.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
+    try:
+        with open(temp, "xb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's content, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_matches(path: Path, size: int, sha: str) -> bool | None:
+    """True when intact, False when changed, None when missing."""
+    try:
+        if path.stat().st_size != size:
+            return False
+        return file_sha256(path) == sha
+    except FileNotFoundError:
+        return None
+
+
+def _normalise_sha(value: str | None) -> str | None:
+    if value is None:
+        return None
+    sha = value.strip().lower()
+    if not _SHA256.match(sha):
+        raise WorkerError(
+            ErrorCode.INVALID_INPUT,
+            "voice_sha256 must be 64 hexadecimal characters (a SHA-256)",
+            field="voice_sha256",
+        )
+    return sha
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000.0
+
+
+_default_cache: VoiceCache | None = None
+_default_lock = threading.Lock()
+
+
+def default_voice_cache() -> VoiceCache:
+    """The process-wide cache, configured from the environment on first use."""
+    global _default_cache
+    with _default_lock:
+        if _default_cache is None:
+            _default_cache = VoiceCache()
+        return _default_cache

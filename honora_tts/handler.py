@@ -3,7 +3,10 @@ answer. ``worker/handler.py`` hands one of two functions to ``runpod.serverless.
 
 - :func:`handle` (default): a plain function. Its answer is the documented response object; on
   failure the object carries ``error`` (RunPod then marks the job FAILED and keeps the rest of the
-  object, version included, as ``output``).
+  object, version included, as ``output``). RunPod types a job's ``error`` as a string (its own
+  local API rejects anything else), so ``error`` is the JSON text of the structured error:
+  ``json.loads(error)`` gives ``{"code", "message", "field"}``. Errors of single batch sections
+  sit inside ``output`` and stay objects.
 - :func:`handle_stream` (``HONORA_STREAMING=1``): a generator, which RunPod needs in order to
   stream. RunPod then turns every job's output into the list of yielded items and flattens a
   yielded ``error`` into a string, so a streaming worker is a separate deployment of the same
@@ -84,13 +87,15 @@ def warm_up() -> None:
     """Load the model (and the default voice's latents) before taking jobs. A load failure is
     kept, not raised: the worker then answers every job with ``model_not_ready`` and its
     version, so a broken image is visible instead of crash-looping."""
-    _model()
-    if _state.model is not None:
-        try:
-            path, sha = _state.model.default_voice()
-            _state.model.latents(path, sha)
-        except Exception:
-            log.exception("default voice warm-up failed")
+    try:
+        model = _model()
+    except WorkerError:
+        return  # already logged; every answer will carry model_not_ready
+    try:
+        path, sha = model.default_voice()
+        model.latents(path, sha)
+    except Exception:  # warm-up is best effort: the first job tries again
+        log.exception("default voice warm-up failed")
 
 
 def _model() -> Any:
@@ -461,7 +466,10 @@ def _error_response(job_id: str | None, request_id: str, info: ErrorInfo) -> Syn
 
 def _dump(response: SynthesisResponse) -> dict[str, Any]:
     _count(failed=response.error is not None)
-    return response.model_dump(mode="json", exclude_none=True)
+    answer = response.model_dump(mode="json", exclude_none=True)
+    if "error" in answer:
+        answer["error"] = json.dumps(answer["error"])
+    return answer
 
 
 def _final_item(response: SynthesisResponse) -> dict[str, Any]:

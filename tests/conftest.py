@@ -5,14 +5,7 @@ from pathlib import Path
 
 import pytest
 
-import importlib.util
-
-# Registered once localpod lands (being written in parallel).
-try:
-    _HAS_LOCALPOD = importlib.util.find_spec("honora_tts.localpod.pytest_plugin") is not None
-except ModuleNotFoundError:
-    _HAS_LOCALPOD = False
-pytest_plugins = ["honora_tts.localpod.pytest_plugin"] if _HAS_LOCALPOD else []
+pytest_plugins = ["honora_tts.localpod.pytest_plugin"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

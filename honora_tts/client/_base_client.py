@@ -29,10 +29,10 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
-    stop_base,
-    wait_base,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
 
 from honora_tts.client import _constants as C
 from honora_tts.client._deadline import Deadline
@@ -181,6 +181,7 @@ class BaseClient:
         payload_limit: int | None = None,
         deadline: Deadline | None = None,
         job_id: str | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> Any:
         """Send one request (with the retries that are safe for it) and return parsed JSON.
 
@@ -229,7 +230,8 @@ class BaseClient:
         )
         try:
             return retrying(
-                self._send_once, method, path, content, params, request_id, deadline, ids
+                self._send_once, method, path, content, params, request_id, deadline, ids,
+                timeout or self.timeout,
             )
         except _ConnectionFailed as exc:
             if exc.sent and submits_job:
@@ -254,6 +256,7 @@ class BaseClient:
         request_id: str | None,
         deadline: Deadline,
         ids: dict[str, str | None],
+        timeout: httpx.Timeout,
     ) -> Any:
         headers = {}
         if request_id:
@@ -263,7 +266,7 @@ class BaseClient:
         try:
             response = self._http.request(
                 method, path, content=content, params=params, headers=headers,
-                timeout=deadline.clip(self.timeout),
+                timeout=deadline.clip(timeout),
             )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _ConnectionFailed(self._describe(exc), sent=False, **ids) from exc

@@ -39,7 +39,12 @@ class ConfigurationError(HonoraClientError):
 
 
 class InvalidRequest(HonoraClientError, ValueError):
-    """The request was refused by the client before anything was sent."""
+    """The request was refused by the client before anything was sent. ``code`` is the
+    protocol's error code when the worker would have refused it the same way."""
+
+    def __init__(self, message: str, *, code: str | None = None, **ids: Any) -> None:
+        self.code = code
+        super().__init__(message, **ids)
 
 
 class PayloadTooLarge(InvalidRequest):
@@ -51,9 +56,10 @@ class PayloadTooLarge(InvalidRequest):
         self.route = route
         measured = f"{size:,} bytes" if size is not None else "the request"
         super().__init__(
-            f"{measured} exceeds the {limit:,}-byte limit of {route}. Send less text per job "
-            "(split into several jobs) and never embed audio: upload voices to a voice store "
-            "and send voice_url.",
+            code="payload_too_large",
+            message=f"{measured} exceeds the {limit:,}-byte limit of {route}. Send less text "
+            "per job (split into several jobs) and never embed audio: upload voices to a voice "
+            "store and send voice_url.",
             **ids,
         )
 
@@ -97,6 +103,10 @@ class SubmissionUncertain(EndpointUnavailable):
     """
 
 
+class VoiceUploadFailed(HonoraClientError):
+    """The voice file could not be put in the voice store (see ``honora_tts.voices``)."""
+
+
 class InvalidResponse(HonoraClientError):
     """The endpoint or the worker answered something the client cannot read."""
 
@@ -113,6 +123,19 @@ class JobError(HonoraClientError):
         super().__init__(message, **ids)
 
 
+_RESEND = "The job is over, so sending it again cannot duplicate work"
+_JOB_FAILED_ADVICE = {
+    "worker_died": f"The worker process died (crash, out of memory, or killed). {_RESEND}",
+    "worker_lost": f"{_RESEND}",
+    "result_lost": f"The worker never reported a result. {_RESEND}",
+    "execution_timeout": "Raise the deadline (policy executionTimeout) or send less text",
+    "voice_fetch_failed": "Check that the voice store's URL is reachable from the workers",
+    "voice_checksum_mismatch": "The stored voice changed: upload it again",
+    "model_not_ready": "The worker's model did not load: check the image and its logs",
+    "handler_exception": "The handler raised: see the worker's logs for the traceback",
+}
+
+
 class JobFailed(JobError):
     """The worker reported a failure. ``code`` is the worker's stable error code when it sent one
     (see :class:`honora_tts.protocol.ErrorCode`), else a client-side description such as
@@ -125,14 +148,19 @@ class JobFailed(JobError):
         *,
         field: str | None = None,
         version: VersionRecord | None = None,
+        worker_id: str | None = None,
         **kw: Any,
     ) -> None:
         self.code = code
         self.worker_message = message
         self.field = field
         self.version = version
+        self.worker_id = worker_id
         where = f" (field {field})" if field else ""
-        super().__init__(f"job failed: {code}{where}: {message}", **kw)
+        advice = _JOB_FAILED_ADVICE.get(code, "")
+        super().__init__(
+            f"job failed: {code}{where}: {message}{'. ' + advice if advice else ''}", **kw
+        )
 
 
 class JobTimedOut(JobError):

@@ -43,7 +43,10 @@ class RedactingFilter(logging.Filter):
     """Rewrites a record's message (and its formatted traceback) with secrets masked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: show its parts, redacted
+            message = f"{record.msg} {record.args}"
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,12 @@ def _job(payload: dict, job_id: str = "job-1") -> dict:
     return handler.handle({"id": job_id, "input": payload})
 
 
+def _error(answer: dict) -> dict:
+    """A failed job's ``error`` is the JSON text of the structured error (RunPod types it str)."""
+    assert isinstance(answer["error"], str)
+    return json.loads(answer["error"])
+
+
 def _decode(audio: dict) -> tuple[np.ndarray, int]:
     data, rate = sf.read(io.BytesIO(base64.b64decode(audio["base64"])))
     return data, rate
@@ -91,7 +98,8 @@ def test_output_formats_and_rates(fmt, rate):
 
 
 def test_repeat_voice_hits_both_caches(voice_store, tmp_path):
-    stored = voice_store.upload(_voice_wav(tmp_path / "billy.wav"))
+    # A voice never seen before (the latent disk cache outlives test runs).
+    stored = voice_store.upload(_voice_wav(tmp_path / "billy.wav", pitch_hz=120 + random.random() * 80))
     served_before = voice_store.requests_served
     first = _job({"text": "First time.", "voice_url": stored.url, "params": SHORT})
     second = _job({"text": "Second time.", "voice_url": stored.url, "params": SHORT})
@@ -105,7 +113,7 @@ def test_voice_checksum_is_verified(voice_store, tmp_path):
     stored = voice_store.upload(_voice_wav(tmp_path / "checked.wav", pitch_hz=210))
     wrong = "0" * 64
     answer = _job({"text": "Checked.", "voice_url": stored.url, "voice_sha256": wrong})
-    assert answer["error"]["code"] == "voice_checksum_mismatch"
+    assert _error(answer)["code"] == "voice_checksum_mismatch"
     right = _job({"text": "Checked.", "voice_url": stored.url, "voice_sha256": stored.sha256,
                   "params": SHORT})
     assert right["status"] == "ok"
@@ -136,7 +144,7 @@ def test_batch_with_a_bad_section_fails_only_that_section():
 def test_batch_where_every_section_fails_is_an_error():
     answer = _job({"sections": [{"id": "a", "text": ""}, {"id": "b", "text": "x", "lang": "xx"}]})
     assert answer["status"] == "error"
-    assert answer["error"]["code"] == "text_empty"
+    assert _error(answer)["code"] == "text_empty"
     assert len(answer["sections"]) == 2
 
 
@@ -158,7 +166,7 @@ def test_bad_requests_get_structured_errors_and_the_worker_serves_on(payload, co
         monkeypatch.delenv(name, raising=False)
     answer = _job(payload, job_id="bad-job")
     assert answer["status"] == "error"
-    assert answer["error"]["code"] == code
+    assert _error(answer)["code"] == code
     assert answer["version"]["handler_version"] == HANDLER_VERSION
     assert answer["request_id"]
     after = _job({"text": "Still here.", "params": SHORT}, job_id="next-job")
@@ -167,7 +175,7 @@ def test_bad_requests_get_structured_errors_and_the_worker_serves_on(payload, co
 
 def test_a_job_that_is_not_a_dict_is_answered():
     answer = handler.handle("not a job")  # type: ignore[arg-type]
-    assert answer["error"]["code"] == "invalid_input"
+    assert _error(answer)["code"] == "invalid_input"
 
 
 def test_url_delivery_through_an_s3_protocol_bucket(monkeypatch):

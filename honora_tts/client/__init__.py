@@ -1,0 +1,82 @@
+"""RunPod endpoint client for honora's XTTS workers.
+
+>>> from honora_tts.client import EndpointClient
+>>> client = EndpointClient.from_env()
+>>> result = client.synthesize("Hello world.", voice="voices/billy.wav")
+>>> result.save("hello.wav")
+"""
+
+from honora_tts.client._base_client import RetryPolicy, new_request_id
+from honora_tts.client._exceptions import (
+    APIError,
+    AuthenticationError,
+    ConfigurationError,
+    EndpointUnavailable,
+    HonoraClientError,
+    InvalidRequest,
+    InvalidResponse,
+    JobCancelled,
+    JobError,
+    JobFailed,
+    JobTimedOut,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    RequestIdMismatch,
+    StaleWorkerError,
+    SubmissionUncertain,
+    VoiceUploadFailed,
+)
+from honora_tts.client.endpoint import EndpointClient
+from honora_tts.client.results import (
+    AudioChunk,
+    BatchResult,
+    Census,
+    CensusGroup,
+    CensusProbe,
+    EndpointHealth,
+    HealthReport,
+    JobStatus,
+    SectionOutcome,
+    SectionRequest,
+    SynthesisResult,
+    Timings,
+)
+from honora_tts.client.streaming import SynthesisStream
+
+__all__ = [
+    "APIError",
+    "AudioChunk",
+    "AuthenticationError",
+    "BatchResult",
+    "Census",
+    "CensusGroup",
+    "CensusProbe",
+    "ConfigurationError",
+    "EndpointClient",
+    "EndpointHealth",
+    "EndpointUnavailable",
+    "HealthReport",
+    "HonoraClientError",
+    "InvalidRequest",
+    "InvalidResponse",
+    "JobCancelled",
+    "JobError",
+    "JobFailed",
+    "JobStatus",
+    "JobTimedOut",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "RequestIdMismatch",
+    "RetryPolicy",
+    "SectionOutcome",
+    "SectionRequest",
+    "StaleWorkerError",
+    "SubmissionUncertain",
+    "SynthesisResult",
+    "SynthesisStream",
+    "Timings",
+    "VoiceUploadFailed",
+    "new_request_id",
+]

@@ -1,0 +1,163 @@
+"""Streaming synthesis: audio chunks as the worker produces them, then the whole result.
+
+A streaming worker yields :class:`~honora_tts.protocol.StreamChunk` items: ``chunk`` items carry
+16-bit PCM, one ``final`` item carries the response (version, timings, cache facts). RunPod
+hands the items out through ``GET /stream/{job_id}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+
+from honora_tts.client._deadline import Deadline
+from honora_tts.client._exceptions import InvalidResponse
+from honora_tts.client._worker_output import interpret
+from honora_tts.client.results import AudioChunk, JobStatus, SynthesisResult, Timings
+
+if TYPE_CHECKING:
+    from honora_tts.client.endpoint import EndpointClient
+
+
+class SynthesisStream:
+    """Iterate for :class:`AudioChunk` objects; ``result`` is set once the stream ends.
+
+    Breaking out of the loop (or :meth:`close`) before the end cancels the job.
+    """
+
+    def __init__(
+        self,
+        client: EndpointClient,
+        job_input: dict[str, Any],
+        request_id: str,
+        deadline: Deadline,
+        format: str,
+    ) -> None:
+        self._client = client
+        self._input = job_input
+        self.request_id = request_id
+        self._deadline = deadline
+        self._format = format
+        self.job_id: str | None = None
+        self.result: SynthesisResult | None = None
+        self.time_to_first_audio_ms: float | None = None
+        self._chunks: list[np.ndarray] = []
+        self._sample_rate = 24_000
+        self._iterator: Iterator[AudioChunk] | None = None
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        if self._iterator is None:
+            self._iterator = self._run()
+        return self._iterator
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading; a job that has not finished is cancelled."""
+        if self._iterator is not None:
+            self._iterator.close()  # type: ignore[attr-defined]
+
+    def collect(self) -> SynthesisResult:
+        """Read the whole stream and return the result."""
+        for _ in self:
+            pass
+        assert self.result is not None
+        return self.result
+
+    def _run(self) -> Iterator[AudioChunk]:
+        client = self._client
+        submit, submit_ms = client._submit(self._input, self.request_id, self._deadline)
+        self.job_id = submit.id
+        final: dict[str, Any] | None = None
+        last_seq = -1
+        polls = 0
+        stream = client._stream_polls(submit.id, self.request_id, self._deadline)
+        try:
+            for _state, outputs in stream:
+                polls += 1
+                for item in outputs:
+                    if not isinstance(item, dict):
+                        continue
+                    if item.get("type") == "final":
+                        final = item
+                        continue
+                    if item.get("type") != "chunk" or int(item.get("seq", 0)) <= last_seq:
+                        continue
+                    last_seq = int(item.get("seq", 0))
+                    chunk = self._decode(item)
+                    if self.time_to_first_audio_ms is None:
+                        self.time_to_first_audio_ms = self._deadline.elapsed_ms()
+                    yield chunk
+        finally:
+            stream.close()
+        status = client.status(submit.id, request_id=self.request_id, deadline=self._deadline)
+        if status.status == "COMPLETED" and final is not None and not status.output:
+            status = JobStatus(
+                id=status.id, status=status.status, delay_ms=status.delay_ms,
+                execution_ms=status.execution_ms, output=[final], error=status.error,
+                worker_id=status.worker_id, raw=status.raw,
+            )
+        response = interpret(
+            status, request_id=self.request_id, min_handler_version=client.min_handler_version
+        )
+        self.result = self._assemble(response, status, submit_ms, polls)
+
+    def _decode(self, item: dict[str, Any]) -> AudioChunk:
+        from honora_tts import audio
+
+        try:
+            pcm = base64.b64decode(item.get("pcm16_base64") or "", validate=True)
+            samples = audio.from_pcm16(pcm)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidResponse(
+                f"stream chunk {item.get('seq')} is not base64 16-bit PCM: {exc}",
+                request_id=self.request_id, job_id=self.job_id,
+            ) from exc
+        self._sample_rate = int(item.get("sample_rate") or self._sample_rate)
+        self._chunks.append(samples)
+        return AudioChunk(
+            seq=int(item.get("seq", 0)), samples=samples, sample_rate=self._sample_rate,
+            received_ms=self._deadline.elapsed_ms(),
+        )
+
+    def _assemble(
+        self, response: Any, status: JobStatus, submit_ms: float, polls: int
+    ) -> SynthesisResult:
+        from honora_tts import audio
+
+        if response.audio is not None:
+            data = self._client._audio_bytes(
+                response.audio, self.request_id, status.id, self._deadline
+            )
+            fmt, rate, duration = (
+                response.audio.format, response.audio.sample_rate, response.audio.duration_s
+            )
+        else:
+            samples = (
+                np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
+            )
+            data = audio.encode(samples, self._sample_rate, self._format)
+            fmt, rate = self._format, self._sample_rate
+            duration = audio.duration_s(samples, self._sample_rate)
+        return SynthesisResult(
+            audio=data, format=fmt, sample_rate=rate, duration_s=round(duration, 4),
+            request_id=self.request_id, job_id=status.id,
+            worker_id=status.worker_id or response.version.worker_id,
+            version=response.version,
+            timings=Timings(
+                client_ms=self._deadline.elapsed_ms(), delay_ms=status.delay_ms,
+                execution_ms=status.execution_ms, submit_ms=submit_ms, polls=polls,
+                stages=response.timings, time_to_first_audio_ms=self.time_to_first_audio_ms,
+            ),
+            cache=response.cache, audio_sha256=hashlib.sha256(data).hexdigest(),
+            language=response.language, text_chars=response.text_chars, pieces=response.pieces,
+        )

@@ -1,0 +1,148 @@
+"""The team's engine API, shared by every engine.
+
+``generate(text, voice, language, out_path) -> bool`` keeps the signature the team's scripts use:
+``voice`` is a file name in the voices directory (``HONORA_VOICES_DIR``, default ``./voices``)
+or ``''`` for the default voice, and the audio format follows ``out_path``'s suffix. It never
+raises for a failed synthesis: it logs why and returns False. Richer calls (``synthesize``)
+return :class:`~honora_tts.client.SynthesisResult` objects and raise typed errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from honora_tts.client import ConfigurationError, HonoraClientError, SynthesisResult
+from honora_tts.client._redaction import install_redaction
+from honora_tts.protocol import SynthesisParams
+
+log = install_redaction(logging.getLogger("honora_tts.engines"))
+
+VOICES_DIR_ENV = "HONORA_VOICES_DIR"
+DEFAULT_VOICES_DIR = "./voices"
+#: JSON object of synthesis params every engine call starts from, e.g. '{"temperature": 0.7}'.
+PARAMS_ENV = "HONORA_SYNTHESIS_PARAMS"
+SUFFIX_FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".mp3": "mp3"}
+
+
+def voices_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The voices directory: ``HONORA_VOICES_DIR`` or ``./voices``."""
+    env = os.environ if env is None else env
+    return Path(env.get(VOICES_DIR_ENV) or DEFAULT_VOICES_DIR).expanduser()
+
+
+def resolve_voice_file(voice: str | os.PathLike[str] | None, directory: Path) -> Path | None:
+    """The voice file for ``voice``: None for '' (the default voice), an existing absolute
+    path as is, else a name inside ``directory``. Raises FileNotFoundError naming both."""
+    if voice is None or str(voice).strip() == "":
+        return None
+    candidate = Path(voice).expanduser()
+    if candidate.is_absolute():
+        if candidate.is_file():
+            return candidate
+        raise FileNotFoundError(f"voice file {candidate} does not exist")
+    inside = directory / candidate
+    if inside.is_file():
+        return inside
+    raise FileNotFoundError(
+        f"voice {str(voice)!r} is not in the voices directory {directory.resolve()} "
+        f"(set {VOICES_DIR_ENV} to the folder holding the voice files)"
+    )
+
+
+def default_params(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Synthesis params from ``HONORA_SYNTHESIS_PARAMS`` (validated), or {}."""
+    env = os.environ if env is None else env
+    raw = (env.get(PARAMS_ENV) or "").strip()
+    if not raw:
+        return {}
+    try:
+        return SynthesisParams.model_validate(json.loads(raw)).overrides()
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"{PARAMS_ENV} must be a JSON object of synthesis params (temperature, top_p, "
+            f"speed, max_new_tokens, ...): {exc}"
+        ) from exc
+
+
+def merged_params(given: Any) -> dict[str, Any]:
+    """``HONORA_SYNTHESIS_PARAMS`` overridden by the params of one call."""
+    if isinstance(given, SynthesisParams):
+        given = given.overrides()
+    return {**default_params(), **dict(given or {})}
+
+
+def output_format(out_path: str | os.PathLike[str]) -> str:
+    """Audio format from the output file's suffix (no suffix: wav)."""
+    suffix = Path(out_path).suffix.lower()
+    if not suffix:
+        return "wav"
+    if suffix not in SUFFIX_FORMATS:
+        raise ValueError(
+            f"cannot tell the audio format from {str(out_path)!r}: use one of "
+            f"{', '.join(SUFFIX_FORMATS)}"
+        )
+    return SUFFIX_FORMATS[suffix]
+
+
+class SynthesisEngine(ABC):
+    """An engine: ``synthesize`` (typed errors) plus the team's ``generate``/``health_check``."""
+
+    name: str = "engine"
+
+    def __init__(self, *, voices_directory: Path | None = None) -> None:
+        self._voices_directory = voices_directory
+
+    @property
+    def voices_directory(self) -> Path:
+        return self._voices_directory or voices_dir()
+
+    @abstractmethod
+    def synthesize(
+        self, text: str, voice: Any = None, language: str = "en", **options: Any
+    ) -> SynthesisResult:
+        """Synthesize ``text``; ``voice`` is None (default voice) or a voice file path."""
+
+    @abstractmethod
+    def health_check(self) -> dict[str, Any]:
+        """``{"status": "healthy", "version": {...}, ...}`` or
+        ``{"status": "unhealthy", "error": "...", ...}``; never raises."""
+
+    def close(self) -> None:
+        """Release what the engine holds (connections, embedded servers)."""
+
+    def generate(
+        self, text: str, voice: str, language: str, out_path: str | os.PathLike[str]
+    ) -> bool:
+        """Synthesize ``text`` with ``voice`` (a file name in the voices directory, or '' for
+        the default voice) into ``out_path``, written atomically. True on success; on failure
+        logs the reason and returns False."""
+        try:
+            fmt = output_format(out_path)
+            voice_file = resolve_voice_file(voice, self.voices_directory)
+            result = self.synthesize(text, voice_file, language, format=fmt)
+            result.save(out_path)
+        except HonoraClientError as exc:
+            log.error("%s: generate(%s) failed: %s: %s", self.name, _describe(text),
+                      type(exc).__name__, exc)
+            return False
+        except (OSError, ValueError) as exc:
+            log.error("%s: generate(%s) failed: %s: %s", self.name, _describe(text),
+                      type(exc).__name__, exc)
+            return False
+        log.info(
+            "%s: wrote %s (%.2f s of %s, request %s, job %s, worker %s, %.0f ms)",
+            self.name, out_path, result.duration_s, result.format, result.request_id,
+            result.job_id, result.worker_id, result.timings.client_ms,
+        )
+        return True
+
+
+def _describe(text: str) -> str:
+    short = text if len(text) <= 40 else text[:37] + "..."
+    return repr(short)

@@ -1,0 +1,179 @@
+"""``xtts-local``: the same engine API, synthesizing in this process with ``honora_tts.xtts``.
+
+Requests are validated by the worker's own protocol code; the voice is a local file (no upload),
+its speaker latents are cached by content hash exactly as on a worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from honora_tts.client import InvalidRequest, JobFailed, SynthesisResult, Timings, new_request_id
+from honora_tts.client._voice_upload import file_sha256
+from honora_tts.engines.base import SynthesisEngine, log, merged_params
+from honora_tts.protocol import (
+    CacheFacts,
+    ErrorInfo,
+    StageTimings,
+    SynthesisParams,
+    SynthesizeRequest,
+    WorkerError,
+    parse_request,
+)
+
+_LATENT_ARGS = ("gpt_cond_len", "max_ref_length")
+
+
+def _default_loader(source: str | None) -> Any:
+    from honora_tts import xtts
+
+    return xtts.load_model(source)
+
+
+class XttsLocalEngine(SynthesisEngine):
+    """In-process XTTS. The model loads on first use (``model_source``: ``tiny``, ``xtts_v2``,
+    a checkpoint directory, or the ``HONORA_XTTS_*`` environment); synthesis is serialised."""
+
+    name = "xtts-local"
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        model_source: str | None = None,
+        loader: Callable[[str | None], Any] | None = None,
+        voices_directory: Path | None = None,
+    ) -> None:
+        super().__init__(voices_directory=voices_directory)
+        self._model = model
+        self._source = model_source
+        self._loader = loader or _default_loader
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._loader(self._source)
+            return self._model
+
+    def synthesize(
+        self,
+        text: str,
+        voice: Any = None,
+        language: str = "en",
+        *,
+        format: str = "wav",
+        sample_rate: int | None = None,
+        params: SynthesisParams | Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+        **_: Any,
+    ) -> SynthesisResult:
+        """Synthesize in process; raises InvalidRequest or JobFailed (with the protocol's
+        error code) like the remote engine."""
+        from honora_tts import audio
+        from honora_tts.version import version_record
+
+        started = time.perf_counter()
+        request_id = request_id or new_request_id()
+        request = self._validated(text, language, format, sample_rate, params, request_id)
+        try:
+            model = self.model
+            voice_path, voice_sha, voice_cache = self._voice(voice, model)
+            overrides = request.params.overrides()
+            latent_args = {k: overrides.pop(k) for k in _LATENT_ARGS if k in overrides}
+            from honora_tts.xtts import DEFAULT_PARAMS
+
+            with self._lock:
+                latents = model.latents(voice_path, voice_sha, **latent_args)
+                synthesis = model.synthesize(
+                    text, request.language, latents.latents, {**DEFAULT_PARAMS, **overrides}
+                )
+            encode_started = time.perf_counter()
+            data = audio.encode(
+                synthesis.samples, model.sample_rate, request.output.format,
+                target_rate=request.output.sample_rate,
+            )
+            encode_ms = (time.perf_counter() - encode_started) * 1000
+        except WorkerError as exc:
+            raise JobFailed(exc.code.value, exc.message, field=exc.field,
+                            version=version_record(), request_id=request_id) from exc
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise JobFailed("synthesis_failed", f"{type(exc).__name__}: {exc}",
+                            version=version_record(), request_id=request_id) from exc
+        total_ms = (time.perf_counter() - started) * 1000
+        stages = StageTimings(
+            latents_ms=round(latents.elapsed_ms, 2),
+            generation_ms=round(synthesis.generation_ms, 2),
+            encode_ms=round(encode_ms, 2), total_ms=round(total_ms, 2),
+        )
+        return SynthesisResult(
+            audio=data, format=request.output.format, sample_rate=request.output.sample_rate,
+            duration_s=round(audio.duration_s(synthesis.samples, model.sample_rate), 4),
+            request_id=request_id, job_id=None, worker_id="local", version=version_record(),
+            timings=Timings(client_ms=total_ms, stages=stages),
+            cache=CacheFacts(voice=voice_cache, latents=latents.cache),
+            audio_sha256=hashlib.sha256(data).hexdigest(), language=request.language,
+            text_chars=len(text), pieces=synthesis.pieces,
+        )
+
+    def health_check(self) -> dict[str, Any]:
+        """Loads the model if needed; ``healthy`` when it is loaded."""
+        from honora_tts.version import version_record
+
+        try:
+            model = self.model
+        except (WorkerError, RuntimeError, OSError, ValueError, ImportError) as exc:
+            log.error("%s: model failed to load: %s: %s", self.name, type(exc).__name__, exc)
+            return {
+                "status": "unhealthy", "error": f"{type(exc).__name__}: {exc}",
+                "error_type": type(exc).__name__,
+                "version": version_record().model_dump(mode="json"),
+            }
+        stats = model.stats() if hasattr(model, "stats") else {}
+        return {
+            "status": "healthy",
+            "version": version_record().model_dump(mode="json"),
+            "worker_id": "local",
+            "health": {"model_loaded": True, "latent_cache": stats},
+        }
+
+    def _validated(
+        self,
+        text: str,
+        language: str,
+        fmt: str,
+        sample_rate: int | None,
+        params: SynthesisParams | Mapping[str, Any] | None,
+        request_id: str,
+    ) -> SynthesizeRequest:
+        output: dict[str, Any] = {"format": fmt}
+        if sample_rate is not None:
+            output["sample_rate"] = sample_rate
+        raw = {
+            "request_id": request_id, "text": text, "language": language, "output": output,
+            "params": merged_params(params),
+        }
+        parsed = parse_request(raw)
+        if isinstance(parsed, ErrorInfo):
+            raise InvalidRequest(f"{parsed.code.value}: {parsed.message}",
+                                 code=parsed.code.value, request_id=request_id)
+        return parsed.request
+
+    @staticmethod
+    def _voice(voice: Any, model: Any) -> tuple[Path, str, str]:
+        if voice is None or str(voice) == "":
+            path, sha = model.default_voice()
+            return Path(path), sha, "default"
+        if isinstance(voice, (bytes, bytearray, memoryview)):
+            raise InvalidRequest("pass the voice as a file path, not as audio bytes")
+        path = Path(os.fspath(voice)).expanduser()
+        if not path.is_file():
+            raise InvalidRequest(f"voice file {path} does not exist")
+        return path, file_sha256(path), "hit"

@@ -1,0 +1,82 @@
+"""``xtts-runpod``: synthesis on the RunPod endpoint (or localpod) through the endpoint client."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from honora_tts.client import (
+    EndpointClient,
+    HonoraClientError,
+    JobFailed,
+    StaleWorkerError,
+    SynthesisResult,
+)
+from honora_tts.engines.base import SynthesisEngine, log, merged_params
+
+
+class XttsRunpodEngine(SynthesisEngine):
+    """The team's engine API over :class:`EndpointClient`. Thread-safe; the client is made on
+    first use from the environment (``RUNPOD_*``, else localpod)."""
+
+    name = "xtts-runpod"
+
+    def __init__(
+        self,
+        client: EndpointClient | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        deadline_s: float | None = None,
+        voices_directory: Path | None = None,
+    ) -> None:
+        super().__init__(voices_directory=voices_directory)
+        self._client = client
+        self._env = env
+        self._deadline_s = deadline_s
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> EndpointClient:
+        """The endpoint client (raises ConfigurationError when none can be configured)."""
+        with self._lock:
+            if self._client is None:
+                self._client = EndpointClient.from_env(self._env)
+            return self._client
+
+    def synthesize(
+        self, text: str, voice: Any = None, language: str = "en", **options: Any
+    ) -> SynthesisResult:
+        """:meth:`EndpointClient.synthesize` with this engine's deadline and the params of
+        ``HONORA_SYNTHESIS_PARAMS``."""
+        options["params"] = merged_params(options.get("params"))
+        if self._deadline_s is not None:
+            options.setdefault("deadline_s", self._deadline_s)
+        return self.client.synthesize(text, voice, language, **options)
+
+    def health_check(self) -> dict[str, Any]:
+        """One health job: ``status``, ``version``, ``worker_id``, ``health`` and timings; on
+        failure ``{"status": "unhealthy", "error": ..., "error_type": ...}``."""
+        try:
+            report = self.client.health_job()
+        except HonoraClientError as exc:
+            log.error("%s: health check failed: %s: %s", self.name, type(exc).__name__, exc)
+            answer: dict[str, Any] = {
+                "status": "unhealthy", "error": str(exc), "error_type": type(exc).__name__,
+            }
+            version = getattr(exc, "version", None)
+            if isinstance(exc, (JobFailed, StaleWorkerError)) and version is not None:
+                answer["version"] = version.model_dump(mode="json")
+            return answer
+        answer = report.to_dict()
+        if report.status != "healthy":
+            answer["status"] = "unhealthy"
+            answer["error"] = f"the worker reports status {report.status!r}"
+        return answer
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

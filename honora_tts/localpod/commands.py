@@ -1,0 +1,170 @@
+"""``honora-tts localpod``: run a local RunPod-compatible endpoint in the foreground.
+
+It prints the base URL, endpoint id and API key as ``NAME=value`` lines (ready to ``export``)
+as soon as the control plane listens, writes the state file other processes attach through,
+says when the workers are ready, and on SIGTERM or Ctrl-C stops every worker and removes the
+state file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from honora_tts.localpod.controlplane import LocalPodError, WorkerStartError
+from honora_tts.localpod.discovery import (
+    find_running,
+    state_dir_for,
+    state_file_path,
+    write_state_file,
+)
+from honora_tts.localpod.pod import LocalPod
+
+DEFAULT_PORT = 8000
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="honora-tts localpod",
+        description="Run a local RunPod-compatible serverless endpoint with real workers.",
+    )
+    add = parser.add_argument
+    add("--workers", type=int, default=2, help="current workers (default 2)")
+    add("--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default "
+        f"{DEFAULT_PORT}; 0 picks a free one)")  # fmt: skip
+    add("--endpoint-id", default="localpod", help="endpoint id in the URLs (default localpod)")
+    add("--api-key", default=None, help="API key clients must send (default: random)")
+    add("--model", default="tiny", help="tiny, a model name, or a checkpoint directory")
+    add("--stale-workers", type=int, default=0,
+        help="workers running the old batch-only image (a mixed-version fleet)")  # fmt: skip
+    add("--streaming", action="store_true", help="workers register the streaming handler")
+    add("--start-delay", type=float, default=0.0, metavar="S",
+        help="delay every worker's start by S seconds")  # fmt: skip
+    add("--max-concurrency", type=int, default=1, help="jobs per worker at once (default 1)")
+    add("--rate-limit", type=int, default=None, metavar="N",
+        help="answer 429 past N requests per 10 s per operation (default: no limit)")
+    add("--execution-timeout", type=float, default=600.0, metavar="S",
+        help="default executionTimeout in seconds (default 600)")  # fmt: skip
+    add("--handler", type=Path, default=None, help="worker handler file (default "
+        "worker/handler.py)")  # fmt: skip
+    add("--state-dir", type=Path, default=None, help="where worker logs go")
+    add("--no-restart", action="store_true", help="do not replace workers that die")
+    add("--ready-timeout", type=float, default=300.0, metavar="S",
+        help="give up when the workers are not ready after S seconds (default 300)")
+    return parser
+
+
+def _state(pod: LocalPod) -> dict[str, Any]:
+    return {
+        "base_url": pod.base_url,
+        "endpoint_id": pod.endpoint_id,
+        "api_key": pod.api_key,
+        "pid": os.getpid(),
+        "started_at": pod.started_at,
+        "state_dir": str(pod.state_dir),
+        "workers": [
+            {k: w[k] for k in ("id", "pid", "kind", "handler")}
+            for w in pod.workers()
+            if w["state"] != "dead"
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the endpoint until SIGTERM or SIGINT; returns the exit code."""
+    args = _parser().parse_args(argv)
+    running = find_running(args.endpoint_id)
+    if running is not None:
+        print(
+            f"localpod: endpoint {args.endpoint_id!r} already runs at {running['base_url']} "
+            f"(pid {running['pid']})",
+            file=sys.stderr,
+        )
+        return 1
+
+    events = logging.getLogger("honora_tts.localpod")
+    events.setLevel(logging.INFO)
+    events.addHandler(logging.StreamHandler(sys.stdout))
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    pod = LocalPod(
+        args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
+        api_key=args.api_key, stale_workers=args.stale_workers, streaming=args.streaming,
+        start_delay_s=args.start_delay, max_concurrency_per_worker=args.max_concurrency,
+        rate_limit_per_10s=args.rate_limit, execution_timeout_s=args.execution_timeout,
+        handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
+        restart_dead_workers=not args.no_restart,
+    )  # fmt: skip
+    state_file = state_file_path(args.endpoint_id)
+    try:
+        try:
+            pod.start(wait_ready=False)
+        except (LocalPodError, ValueError) as exc:
+            print(f"localpod: {exc}", file=sys.stderr)
+            return 1
+        write_state_file(state_file, _state(pod))
+        total = args.workers + args.stale_workers
+        print(
+            f"localpod: endpoint {pod.endpoint_id} at {pod.base_url} "
+            f"({total} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"
+        )
+        for name, value in pod.client_env().items():
+            print(f"{name}={value}")
+        print("localpod: workers are loading; jobs queue until one is ready", flush=True)
+        return _serve(pod, stop, state_file, args.ready_timeout)
+    finally:
+        pod.stop()
+        state_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("localpod: stopped", flush=True)
+
+
+def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout: float) -> int:
+    started = time.monotonic()
+    ready = False
+    recorded = _worker_key(pod)
+    while not stop.is_set():
+        if not ready:
+            try:
+                pod.wait_ready(timeout_s=0.5)
+                ready = True
+                count = sum(w["state"] in ("ready", "running") for w in pod.workers())
+                print(
+                    f"localpod: ready: {count} worker(s) in {time.monotonic() - started:.1f} s",
+                    flush=True,
+                )
+            except WorkerStartError as exc:
+                print(f"localpod: {exc}", file=sys.stderr, flush=True)
+                return 1
+            except LocalPodError:
+                if time.monotonic() - started > ready_timeout:
+                    print(
+                        f"localpod: workers not ready after {ready_timeout:g} s",
+                        file=sys.stderr, flush=True,
+                    )  # fmt: skip
+                    return 1
+        else:
+            stop.wait(0.5)
+        key = _worker_key(pod)
+        if key != recorded:
+            recorded = key
+            write_state_file(state_file, _state(pod))
+    print("localpod: stopping", flush=True)
+    return 0
+
+
+def _worker_key(pod: LocalPod) -> tuple[tuple[str, int | None, bool], ...]:
+    return tuple((w["id"], w["pid"], w["state"] == "dead") for w in pod.workers())

@@ -1,0 +1,359 @@
+""":class:`LocalPod`: a control plane on 127.0.0.1 (uvicorn in a background thread) plus N real
+worker processes, started and stopped as one object."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import uvicorn
+
+from honora_tts.localpod.app import build_app
+from honora_tts.localpod.controlplane import (
+    ControlPlane,
+    LocalPodError,
+    PodSettings,
+    WorkerStartError,
+)
+from honora_tts.localpod.supervisor import Supervisor, worker_environment
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_HANDLER = _REPO_ROOT / "worker" / "handler.py"
+DEFAULT_STALE_HANDLER = _REPO_ROOT / "tests" / "fixtures" / "stale_handler.py"
+HOST = "127.0.0.1"
+
+T = TypeVar("T")
+
+
+def model_environment(model: str) -> dict[str, str]:
+    """``--model tiny|NAME|PATH`` -> the worker's model variables: an existing directory (or
+    anything that looks like a path) is a checkpoint, anything else a model name."""
+    looks_like_path = os.sep in model or model.startswith(".") or Path(model).is_dir()
+    if looks_like_path:
+        return {"HONORA_XTTS_CHECKPOINT": str(Path(model).expanduser().resolve())}
+    return {"HONORA_XTTS_MODEL": model}
+
+
+class LocalPod:
+    """A local RunPod-compatible serverless endpoint running real worker processes.
+
+    Use it as a context manager (``with LocalPod(workers=2) as pod: ...``) or call
+    :meth:`start` and :meth:`stop`. Point a client at :attr:`base_url` with :attr:`api_key` and
+    :attr:`endpoint_id` (see :meth:`client_env`).
+
+    ``workers`` run ``handler_path`` (default ``worker/handler.py``); ``stale_workers`` run the
+    old batch-only image (``stale_handler_path``, default ``tests/fixtures/stale_handler.py``).
+    ``model`` becomes ``HONORA_XTTS_MODEL`` or ``HONORA_XTTS_CHECKPOINT``; ``streaming`` sets
+    ``HONORA_STREAMING=1``; ``max_concurrency_per_worker`` sets ``HONORA_WORKER_CONCURRENCY``;
+    ``worker_env`` adds or overrides any worker variable. ``state_dir`` keeps the worker logs
+    (default: a temporary directory removed by :meth:`stop`). ``execution_timeout_s`` is the
+    endpoint's default ``executionTimeout``; ``enforce_policy_minimums=False`` lifts RunPod's
+    5 s / 10 s minimums for short tests; a timed-out job's worker is killed when it still holds
+    the job ``stop_grace_s`` after the stop signal; ``poll_hold_s`` is how long job-take and
+    job-stop polls wait for work. See the package docstring for the RunPod behaviours.
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        model: str = "tiny",
+        port: int = 0,
+        endpoint_id: str = "localpod",
+        api_key: str | None = None,
+        stale_workers: int = 0,
+        streaming: bool = False,
+        start_delay_s: float = 0.0,
+        max_concurrency_per_worker: int = 1,
+        rate_limit_per_10s: int | None = None,
+        result_retention_s: float = 1800,
+        runsync_retention_s: float = 60,
+        worker_env: Mapping[str, str] | None = None,
+        state_dir: Path | None = None,
+        handler_path: Path | None = None,
+        restart_dead_workers: bool = True,
+        stale_handler_path: Path | None = None,
+        execution_timeout_s: float = 600.0,
+        enforce_policy_minimums: bool = True,
+        stop_grace_s: float = 3.0,
+        poll_hold_s: float = 5.0,
+    ) -> None:
+        if workers < 0 or stale_workers < 0 or workers + stale_workers < 1:
+            raise ValueError("a pod needs at least one worker")
+        if max_concurrency_per_worker < 1:
+            raise ValueError("max_concurrency_per_worker must be at least 1")
+        self.endpoint_id = endpoint_id
+        self.api_key = api_key or f"localpod-{secrets.token_urlsafe(24)}"
+        self.model = model
+        self.streaming = streaming
+        self._requested = (workers, stale_workers, start_delay_s)
+        self._port = port
+        self._worker_env = dict(worker_env or {})
+        self._max_concurrency = max_concurrency_per_worker
+        self._state_dir_given = state_dir
+        self.state_dir: Path | None = None
+        self._settings = PodSettings(
+            endpoint_id=endpoint_id,
+            api_key=self.api_key,
+            worker_token=secrets.token_hex(16),
+            current_handler=Path(handler_path or DEFAULT_HANDLER).resolve(),
+            stale_handler=Path(stale_handler_path or DEFAULT_STALE_HANDLER).resolve(),
+            execution_timeout_s=execution_timeout_s,
+            result_retention_s=result_retention_s,
+            runsync_retention_s=runsync_retention_s,
+            rate_limit_per_10s=rate_limit_per_10s,
+            enforce_policy_minimums=enforce_policy_minimums,
+            restart_dead_workers=restart_dead_workers,
+            stop_grace_s=stop_grace_s,
+            poll_hold_s=poll_hold_s,
+        )
+        self._plane: ControlPlane | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._created_state_dir = False
+        self._crashes_reported = 0
+        self.base_url = ""
+        self.endpoint_url = ""
+        self.started_at: float | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, *, wait_ready: bool = True, timeout_s: float = 120) -> LocalPod:
+        """Serve the control plane, start the workers and (by default) wait until every worker
+        has loaded its model and asked for work."""
+        if self._thread is not None:
+            raise LocalPodError("this LocalPod is already started")
+        if not self._settings.current_handler.exists():
+            raise LocalPodError(f"worker handler not found: {self._settings.current_handler}")
+        self.started_at = time.time()
+        self._prepare_state_dir()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, self._port))
+        except OSError as exc:
+            sock.close()
+            raise LocalPodError(f"cannot listen on {HOST}:{self._port}: {exc}") from exc
+        sock.listen(2048)
+        port = sock.getsockname()[1]
+        self.base_url = f"http://{HOST}:{port}/v2"
+        self.endpoint_url = f"{self.base_url}/{self.endpoint_id}"
+
+        assert self.state_dir is not None
+        extra = {
+            "HONORA_ALLOW_PRIVATE_URLS": "1",
+            "HONORA_STREAMING": "1" if self.streaming else "0",
+            "HONORA_WORKER_CONCURRENCY": str(self._max_concurrency),
+            **model_environment(self.model),
+            **self._worker_env,
+        }
+        env = worker_environment(
+            parent_env=os.environ, api_root=self.base_url, endpoint_id=self.endpoint_id,
+            worker_token=self._settings.worker_token, extra=extra,
+        )  # fmt: skip
+        supervisor = Supervisor(log_dir=self.state_dir / "logs", env=env)
+        self._plane = ControlPlane(self._settings, supervisor)
+        config = uvicorn.Config(
+            build_app(self._plane), log_config=None, log_level="warning", access_log=False,
+            lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=30, ws="none",
+        )  # fmt: skip
+        self._server = uvicorn.Server(config)
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(sock, ready), name=f"localpod-{self.endpoint_id}",
+            daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+        if not ready.wait(30) or not self._server.started:
+            self.stop()
+            raise LocalPodError("the localpod control plane did not start")
+        atexit.register(self.stop)
+        workers, stale, delay = self._requested
+        self._call(self._plane.start)
+        try:
+            if workers:
+                self.add_workers(workers, start_delay_s=delay)
+            if stale:
+                self.add_workers(stale, stale=True, start_delay_s=delay)
+            if wait_ready:
+                self.wait_ready(timeout_s=timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        assert self._server is not None
+        server = self._server
+
+        async def main() -> None:
+            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            ready.set()
+            await serving
+
+        try:
+            loop.run_until_complete(main())
+        finally:
+            ready.set()
+            loop.close()
+
+    def stop(self) -> None:
+        """Stop every worker (no process is left behind), then the control plane."""
+        thread, plane, loop, server = self._thread, self._plane, self._loop, self._server
+        if thread is None:
+            return
+        self._thread = None
+        atexit.unregister(self.stop)
+        if plane is not None and loop is not None and thread.is_alive():
+            future = asyncio.run_coroutine_threadsafe(
+                plane.shutdown(self._settings.stop_grace_s), loop
+            )
+            try:
+                future.result(timeout=self._settings.stop_grace_s + 30)
+            except (concurrent.futures.TimeoutError, RuntimeError):
+                plane.supervisor.kill_all()
+        elif plane is not None:
+            plane.supervisor.kill_all()
+        if server is not None:
+            server.should_exit = True
+        thread.join(timeout=15)
+        if self._created_state_dir and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        if self._thread is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _prepare_state_dir(self) -> None:
+        if self._state_dir_given is not None:
+            self.state_dir = Path(self._state_dir_given)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            self.state_dir = Path(tempfile.mkdtemp(prefix=f"localpod-{self.endpoint_id}-"))
+            self._created_state_dir = True
+
+    # ------------------------------------------------------------------ calls into the loop
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the control plane's event loop and return its result."""
+        if self._loop is None or self._plane is None or self._thread is None:
+            raise LocalPodError("this LocalPod is not running; call start() first")
+
+        async def call() -> T:
+            return fn(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=60)
+
+    @property
+    def plane(self) -> ControlPlane:
+        if self._plane is None:
+            raise LocalPodError("this LocalPod is not running; call start() first")
+        return self._plane
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def client_env(self) -> dict[str, str]:
+        """The variables ``honora_tts.client`` (and a shell) uses to reach this pod."""
+        return {
+            "RUNPOD_API_BASE": self.base_url,
+            "RUNPOD_ENDPOINT_ID": self.endpoint_id,
+            "RUNPOD_API_KEY": self.api_key,
+        }
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Every worker this pod started (dead ones included): id, pid, state
+        (initializing|ready|running|dead), kind (current|stale), jobs_done, started_at, ..."""
+        return self._call(self.plane.workers_view)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The job table: id, state, route, worker_id, delay_ms, execution_ms, takes, ..."""
+        return self._call(self.plane.table.snapshot)
+
+    def counters(self) -> dict[str, int]:
+        """jobs_submitted, jobs_taken, jobs_done_posts, duplicate_done_posts, ... (see
+        :data:`~honora_tts.localpod.jobs.COUNTER_NAMES` and ``PLANE_COUNTERS``)."""
+        return self._call(self.plane.all_counters)
+
+    def health(self) -> dict[str, Any]:
+        """What ``GET /health`` answers."""
+        return self._call(self.plane.health_view)
+
+    def add_workers(
+        self, n: int = 1, *, stale: bool = False, start_delay_s: float = 0.0
+    ) -> list[str]:
+        """Start ``n`` more workers (of the old batch-only image when ``stale``), optionally
+        after a delay; returns their ids."""
+        return self._call(self.plane.add_workers, n, stale=stale, start_delay_s=start_delay_s)
+
+    def kill_worker(self, worker_id: str | None = None, *, busy: bool = True) -> str:
+        """SIGKILL a worker (by default one that is running a job) and return its id. Its jobs
+        end FAILED (``worker_died``) and the supervisor starts a replacement."""
+        return self._call(self.plane.kill_worker, worker_id, busy=busy)
+
+    def log_tail(self, worker_id: str, max_bytes: int = 4000) -> str:
+        """The end of a worker's log file."""
+        worker = self._call(self.plane.supervisor.workers.get, worker_id)
+        if worker is None:
+            raise LocalPodError(f"no worker {worker_id!r}")
+        return worker.log_tail(max_bytes)
+
+    def wait_ready(self, n: int | None = None, timeout_s: float = 120) -> None:
+        """Block until ``n`` workers (default: every live worker) are ready or running.
+        Raises :class:`WorkerStartError` with the worker's log when a worker died while
+        loading (each such death is reported once), :class:`LocalPodError` when time runs
+        out."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            workers = self.workers()
+            crashes = self._call(lambda: list(self.plane.init_crashes))
+            if len(crashes) > self._crashes_reported:
+                self._crashes_reported = len(crashes)
+                crashed = crashes[-1]
+                raise WorkerStartError(
+                    f"worker {crashed} died while loading; its log ends with:\n"
+                    + self.log_tail(crashed)
+                )
+            ready = [w for w in workers if w["state"] in ("ready", "running")]
+            alive = [w for w in workers if w["state"] != "dead"]
+            if len(ready) >= (n if n is not None else max(1, len(alive))):
+                return
+            if time.monotonic() >= deadline:
+                states = ", ".join(f"{w['id']}={w['state']}" for w in alive)
+                tails = "".join(
+                    f"\n--- {w['id']} ---\n{self.log_tail(w['id'], 1500)}"
+                    for w in alive
+                    if w["state"] == "initializing"
+                )
+                raise LocalPodError(f"workers not ready after {timeout_s:g} s ({states}){tails}")
+            time.sleep(0.1)

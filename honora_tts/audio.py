@@ -17,6 +17,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from honora_tts.protocol import MP3_SAMPLE_RATES
+
 AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
 
 #: soundfile (format, subtype) per output format. WAV and FLAC carry 16-bit PCM.
@@ -27,7 +29,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "mp3": ("MP3", "MPEG_LAYER_III"),
 }
 #: Sample rates MPEG audio (layer III, MPEG-1/2/2.5) can carry.
-MP3_RATES = (8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
+MP3_RATES = MP3_SAMPLE_RATES
 
 CLIPPING_LEVEL = 0.999
 SILENCE_DBFS = -50.0
@@ -145,8 +147,8 @@ def join(
         return np.zeros(0, dtype=np.float32)
     if len(arrays) == 1:
         return arrays[0].copy()
-    fade_len = int(round(sample_rate * crossfade_ms / 1000.0))
-    pause_len = int(round(sample_rate * pause_ms / 1000.0))
+    fade_len = round(sample_rate * crossfade_ms / 1000.0)
+    pause_len = round(sample_rate * pause_ms / 1000.0)
     out: list[np.ndarray] = []
     for index, piece in enumerate(arrays):
         piece = piece.copy()
@@ -184,7 +186,7 @@ def measure(samples: np.ndarray, sample_rate: int) -> dict[str, float]:
         facts.update(peak_dbfs=_FLOOR_DBFS, rms_dbfs=_FLOOR_DBFS, clipping_ratio=0.0,
                      silence_ratio=1.0, dc_offset=0.0)
         return facts
-    frame = max(1, int(round(sample_rate * SILENCE_FRAME_S)))
+    frame = max(1, round(sample_rate * SILENCE_FRAME_S))
     frames = [x[i:i + frame] for i in range(0, x.size, frame)]
     frame_rms = np.array([math.sqrt(float(np.mean(f * f))) for f in frames])
     silent = float(np.mean(frame_rms < 10.0 ** (SILENCE_DBFS / 20.0)))

@@ -92,8 +92,12 @@ def warm_up() -> None:
     except WorkerError:
         return  # already logged; every answer will carry model_not_ready
     try:
+        from honora_tts.xtts import DEFAULT_PARAMS
+
         path, sha = model.default_voice()
-        model.latents(path, sha)
+        latents = model.latents(path, sha)
+        # One short generation pays the first-call costs (allocator, kernels) before any job.
+        model.synthesize("Ready.", "en", latents.latents, {**DEFAULT_PARAMS, "max_new_tokens": 4})
     except Exception:  # warm-up is best effort: the first job tries again
         log.exception("default voice warm-up failed")
 

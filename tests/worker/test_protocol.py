@@ -64,6 +64,8 @@ def test_simple_request_gets_defaults():
          ErrorCode.TEXT_TOO_LONG, "sections"),
         ({"text": "\ud800 broken"}, ErrorCode.INVALID_INPUT, "text"),
         ({"action": "dance"}, ErrorCode.INVALID_INPUT, "action"),
+        ({"text": "hi", "output": {"format": "mp3", "sample_rate": 44_000}},
+         ErrorCode.INVALID_INPUT, "output.sample_rate"),
         ({"text": "hi", "request_id": ""}, ErrorCode.INVALID_INPUT, "request_id"),
     ],
 )

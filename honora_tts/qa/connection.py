@@ -1,0 +1,54 @@
+"""Which endpoint a notebook talks to, from its parameters.
+
+``endpoint = "localpod"`` means the local endpoint: a running localpod, else one started for
+the kernel (tiny random-weights model: noise). Anything else is a RunPod endpoint id, reached
+at ``api_base`` (default ``RUNPOD_API_BASE``, else RunPod's API) with ``api_key`` (default
+``RUNPOD_API_KEY``). Keep keys in the environment: notebook parameters are written into the
+executed notebook, environment variables are not.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from honora_tts.client import EndpointClient
+
+LOCALPOD = "localpod"
+
+
+def connect(endpoint: str = LOCALPOD, api_base: str = "", api_key: str = "",
+            **client_options: Any) -> EndpointClient:
+    """An :class:`~honora_tts.client.EndpointClient` for a notebook's endpoint parameters."""
+    from honora_tts.client import ConfigurationError, EndpointClient
+    from honora_tts.client import _constants as constants
+
+    endpoint = (endpoint or "").strip()
+    if not endpoint:
+        raise ConfigurationError(
+            f"the endpoint parameter is empty: use {LOCALPOD!r} or a RunPod endpoint id"
+        )
+    if endpoint.lower() == LOCALPOD and not api_base:
+        env = {k: v for k, v in os.environ.items()
+               if k not in (constants.ENV_ENDPOINT_ID, constants.ENV_API_KEY,
+                            constants.ENV_API_BASE)}
+        return EndpointClient.from_env(env, **client_options)
+    key = (api_key or os.environ.get(constants.ENV_API_KEY) or "").strip()
+    if not key:
+        raise ConfigurationError(
+            f"no API key for endpoint {endpoint!r}: export {constants.ENV_API_KEY} (RunPod "
+            "console > Settings > API Keys) before starting Jupyter"
+        )
+    base = (api_base or os.environ.get(constants.ENV_API_BASE)
+            or constants.DEFAULT_API_BASE).strip().rstrip("/")
+    client = EndpointClient(endpoint, key, base, **client_options)
+    client.source = "parameters"
+    return client
+
+
+def describe(client: EndpointClient) -> dict[str, str]:
+    """What may be printed about the endpoint: id, API base and where they came from. Never
+    the API key."""
+    return {"endpoint_id": client.endpoint_id, "api_base": client.api_base,
+            "source": str(getattr(client, "source", "arguments"))}

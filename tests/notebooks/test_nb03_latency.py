@@ -1,0 +1,39 @@
+"""Notebook 03 against localpod: per-request records, summary per condition, plots."""
+
+import csv
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.notebooks, pytest.mark.integration]
+
+PLOTS = ("ecdf", "components", "over_time", "rtf_vs_length", "throughput")
+
+
+def test_campaign_records_and_plots(run_notebook, endpoint_parameters, tmp_path):
+    out = tmp_path / "latency"
+    run_notebook("03_latency", {
+        **endpoint_parameters, "requests": 2, "concurrency": [1, 2],
+        "texts": {"short": "Hi.", "long": "This sentence is a little longer than that."},
+        "warmup": 1, "max_new_tokens": 8, "artifacts_dir": str(out),
+    })
+    with (out / "requests.csv").open() as handle:
+        requests = list(csv.DictReader(handle))
+    measured = [r for r in requests if r["warmup"] == "False"]
+    assert len(measured) == 2 * 2 * 2
+    assert len(requests) - len(measured) == 2  # one warm-up round at concurrency 2
+    for r in measured:
+        assert r["ok"] == "True", r["error"]
+        client, delay, execution = (float(r[k]) for k in ("client_ms", "delay_ms",
+                                                          "execution_ms"))
+        assert client >= execution > 0 and delay >= 0
+        assert float(r["generation_ms"]) > 0 and float(r["audio_s"]) > 0
+        assert float(r["rtf"]) > 0 and r["worker_id"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == 0 and len(summary["conditions"]) == 4
+    for condition in summary["conditions"]:
+        assert condition["p50_ms"] <= condition["p95_ms"] <= condition["p99_ms"]
+        assert condition["requests_per_s"] > 0
+    assert {c["concurrency"] for c in summary["conditions"]} == {1, 2}
+    for name in PLOTS:
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

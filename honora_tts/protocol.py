@@ -14,6 +14,7 @@ that answered simple requests with "No sections provided".
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -142,6 +144,8 @@ class SynthesisParams(_Strict):
 
 
 AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
+#: The rates an MPEG-1/2/2.5 layer III stream can carry.
+MP3_SAMPLE_RATES = (8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
 Delivery = Literal["base64", "url", "auto"]
 
 
@@ -152,6 +156,14 @@ class OutputSpec(_Strict):
     #: ``auto``: base64 unless the encoded audio exceeds ``HONORA_URL_DELIVERY_BYTES`` and an
     #: output bucket is configured, then a URL.
     delivery: Delivery = "auto"
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _mp3_rate(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("format") == "mp3" and value not in MP3_SAMPLE_RATES:
+            rates = ", ".join(map(str, MP3_SAMPLE_RATES))
+            raise ValueError(f"mp3 cannot carry {value} Hz; choose one of {rates}")
+        return value
 
 
 def _normalise_language(value: Any) -> Any:
@@ -229,6 +241,14 @@ class SynthesizeRequest(_Strict):
     def _language(cls, value: Any) -> Any:
         return _normalise_language(value)
 
+    @field_validator("request_id")
+    @classmethod
+    def _printable_request_id(cls, value: str | None) -> str | None:
+        # It is echoed in every log line: a line break in it would forge log lines.
+        if value is not None and not value.isprintable():
+            raise ValueError("request_id must be printable (no control characters or breaks)")
+        return value
+
     _voice_url = field_validator("voice_url")(lambda cls, v: _check_voice_url(v))
 
     def to_input(self) -> dict[str, Any]:
@@ -281,11 +301,63 @@ def _text_error(text: str, field: str, limit: int = MAX_TEXT_CHARS) -> ErrorInfo
             "Split it into sections.",
             field=field,
         )
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+    if _has_surrogate(text):
         return ErrorInfo(
             code=ErrorCode.INVALID_INPUT, message=f"{field} holds invalid Unicode", field=field
         )
+    control = next(
+        (ch for ch in text if ch not in _TEXT_CONTROLS and unicodedata.category(ch) == "Cc"), None
+    )
+    if control is not None:
+        return ErrorInfo(
+            code=ErrorCode.INVALID_INPUT,
+            message=f"{field} holds the control character U+{ord(control):04X}; send plain text",
+            field=field,
+        )
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in text):
+        # Only punctuation, symbols or invisible characters: the model would speak noise.
+        return ErrorInfo(
+            code=ErrorCode.TEXT_EMPTY,
+            message=f"{field} has nothing to speak (no letters or digits)",
+            field=field,
+        )
     return None
+
+
+#: Control characters that plain text may hold (line structure); every other one is refused.
+_TEXT_CONTROLS = frozenset("\t\n\r")
+
+
+def _has_surrogate(text: str) -> bool:
+    return any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+def _invalid_unicode_field(value: Any, path: str) -> str | None:
+    """The first place in a JSON value (keys included) holding a lone surrogate: such strings
+    cannot be encoded as UTF-8 and break URLs, logs and answers downstream. Iterative, so that
+    deeply nested input cannot exhaust the stack."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str) and _has_surrogate(item):
+            return where or "input"
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if isinstance(key, str) and _has_surrogate(key):
+                    return where or "input"
+                stack.append((child, f"{where}.{key}" if where else str(key)))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item))
+    return None
+
+
+def _unicode_error(value: Any, path: str = "") -> ErrorInfo | None:
+    where = _invalid_unicode_field(value, path)
+    if where is None:
+        return None
+    return ErrorInfo(
+        code=ErrorCode.INVALID_INPUT, message=f"{where} holds invalid Unicode", field=where
+    )
 
 
 def _sha_error(value: str | None, field: str) -> ErrorInfo | None:
@@ -303,7 +375,8 @@ def _section_id(raw: Any, index: int) -> str:
         for key in ("id", "section_id", "name"):
             value = raw.get(key)
             if isinstance(value, (str, int)) and not isinstance(value, bool):
-                return str(value)[:MAX_REQUEST_ID_CHARS]
+                text = str(value)[:MAX_REQUEST_ID_CHARS]
+                return text if not _has_surrogate(text) else f"#{index}"
     return f"#{index}"
 
 
@@ -315,7 +388,7 @@ def _parse_section(raw: Any, index: int) -> Section | ErrorInfo:
             message=f"sections.{index} must be an object with id and text",
             field=f"sections.{index}",
         )
-    embedded = _embedded_voice_error(raw, prefix)
+    embedded = _embedded_voice_error(raw, prefix) or _unicode_error(raw, prefix.rstrip("."))
     if embedded:
         return embedded
     try:
@@ -366,6 +439,9 @@ def parse_request(raw: Any) -> ParsedRequest | ErrorInfo:
 
     top = dict(raw)
     raw_sections = top.pop("sections", None)
+    broken = _unicode_error(top)
+    if broken:
+        return broken
     if raw_sections is not None and not isinstance(raw_sections, list):
         return ErrorInfo(
             code=ErrorCode.INVALID_INPUT,

@@ -306,7 +306,7 @@ def _text_error(text: str, field: str, limit: int = MAX_TEXT_CHARS) -> ErrorInfo
             code=ErrorCode.INVALID_INPUT, message=f"{field} holds invalid Unicode", field=field
         )
     control = next(
-        (ch for ch in text if ch not in _TEXT_CONTROLS and unicodedata.category(ch) == "Cc"), None
+        (ch for ch in text if unicodedata.category(ch) == "Cc" and not ch.isspace()), None
     )
     if control is not None:
         return ErrorInfo(
@@ -322,10 +322,6 @@ def _text_error(text: str, field: str, limit: int = MAX_TEXT_CHARS) -> ErrorInfo
             field=field,
         )
     return None
-
-
-#: Control characters that plain text may hold (line structure); every other one is refused.
-_TEXT_CONTROLS = frozenset("\t\n\r")
 
 
 def _has_surrogate(text: str) -> bool:
@@ -347,7 +343,9 @@ def _invalid_unicode_field(value: Any, path: str) -> str | None:
                     return where or "input"
                 stack.append((child, f"{where}.{key}" if where else str(key)))
         elif isinstance(item, list):
-            stack.extend((child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item))
+            stack.extend(
+                (child, f"{where}.{i}" if where else str(i)) for i, child in enumerate(item)
+            )
     return None
 
 

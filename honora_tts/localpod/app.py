@@ -49,6 +49,19 @@ from honora_tts.localpod.supervisor import WorkerProcess
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 
+class _AsciiJSONResponse(JSONResponse):
+    """JSON with every non-ASCII character escaped. A job's input is handed to the worker as it
+    was accepted, and JSON escapes may hold lone surrogates that cannot be encoded as UTF-8
+    (starlette's rendering would fail with a 500 after the job was already handed out)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
@@ -127,8 +140,9 @@ def build_app(plane: ControlPlane) -> FastAPI:
                 "as a URL, not inline.",
             )
         try:
-            body = json.loads(raw)
-        except ValueError:
+            # NaN and Infinity are not JSON: RunPod's API refuses them.
+            body = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
             return None, _error(400, "the request body is not valid JSON")
         if not isinstance(body, dict) or body.get("input") is None:
             return None, _error(400, 'the request body needs an "input" field')
@@ -235,8 +249,8 @@ def build_app(plane: ControlPlane) -> FastAPI:
         if not jobs:
             return Response(status_code=204)
         if batch:
-            return JSONResponse([job.job_take_view() for job in jobs])
-        return JSONResponse(jobs[0].job_take_view())
+            return _AsciiJSONResponse([job.job_take_view() for job in jobs])
+        return _AsciiJSONResponse(jobs[0].job_take_view())
 
     @app.get("/v2/{endpoint_id}/job-take/{worker_id}")
     async def job_take_single(request: Request, endpoint_id: str, worker_id: str) -> Response:
@@ -262,7 +276,7 @@ def build_app(plane: ControlPlane) -> FastAPI:
             return refused
         assert worker is not None
         outcome = plane.job_done(worker, job_id, await _read_capped(request, MAX_RESULT_BYTES))
-        if isinstance(outcome, str):
+        if not isinstance(outcome, DoneOutcome):  # a refusal message (DoneOutcome is a str too)
             return _error(400, outcome)
         if outcome is DoneOutcome.UNKNOWN:
             return _not_found(job_id)

@@ -6,6 +6,7 @@ Layout under the cache root (``HONORA_VOICE_CACHE``, default ``/tmp/honora_voice
     index.json                                  url key -> content sha256; per file: size,
                                                 duration, sample rate, last use
     index.lock                                  flock'ed around every index update
+    locks/<xx>.lock                             flock'ed around a download (256 stripes)
 
 A URL's key is the SHA-256 of the whole URL (the URL itself, which may hold a signed token, is
 never written to disk). When the caller knows the content hash (``expected_sha256``) the file is
@@ -14,7 +15,9 @@ signed URL. Files and the index are written to a temporary file in the same dire
 ``os.replace``-d into place, so readers never see half a file; worker processes sharing a root
 take the index lock for each update.
 
-Guarantees: one download per URL however many threads ask at once (single flight); every hit is
+Guarantees: one download per URL however many threads ask at once (single flight), and however
+many processes sharing a root ask at once (the leader of each process takes the URL's stripe
+lock, then looks again before downloading); every hit is
 re-hashed and a corrupted file is deleted and fetched again (``corrupt_replaced``); files that
 fail validation (:mod:`honora_tts.voices.audio_check`) or the expected checksum are never kept;
 when the total passes ``max_total_bytes`` the least recently used files are evicted (a fetch
@@ -75,6 +78,7 @@ _STALE_TEMP_S = 3600.0
 _ORPHAN_GRACE_S = 60.0
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _HASH_CHUNK = 1 << 20
+_LOCK_STRIPE_CHARS = 2  # hex characters of the key naming its download lock: 256 files at most
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class VoiceCache:
         self._blobs = self.root / "blobs"
         self._index_path = self.root / "index.json"
         self._lock_path = self.root / "index.lock"
+        self._download_locks = self.root / "locks"
         self._index_lock = threading.Lock()
         self._flights: dict[tuple[str, str], Future[VoiceFile]] = {}
         self._flight_lock = threading.Lock()
@@ -146,6 +151,7 @@ class VoiceCache:
             "downloads": 0, "hits": 0, "evictions": 0, "corrupt_replaced": 0, "refused": 0,
         }  # fmt: skip
         self._blobs.mkdir(parents=True, exist_ok=True)
+        self._download_locks.mkdir(exist_ok=True)
         self._tidy()
 
     def __repr__(self) -> str:
@@ -199,9 +205,10 @@ class VoiceCache:
             return replace(shared, fetch_ms=_elapsed_ms(started))
 
         try:
-            result = self._lookup(url_key, expected, started) or self._download_and_store(
-                url, url_key, expected, started
-            )
+            with self._download_lock(expected or url_key):
+                result = self._lookup(url_key, expected, started) or self._download_and_store(
+                    url, url_key, expected, started
+                )
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -392,6 +399,18 @@ class VoiceCache:
                 if not (self._blobs / record["file"]).exists():
                     self._drop_blob(index, sha)
             self._evict(index, self.max_total_bytes, keep=None)
+
+    @contextmanager
+    def _download_lock(self, key: str) -> Iterator[None]:
+        """Held by a process's single-flight leader while it looks up and downloads ``key``, so
+        that processes sharing this root download a voice once between them."""
+        if fcntl is None:
+            yield
+            return
+        path = self._download_locks / f"{key[:_LOCK_STRIPE_CHARS]}.lock"
+        with open(path, "a+b") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            yield
 
     # ------------------------------------------------------------------ index file
 

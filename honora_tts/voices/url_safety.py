@@ -239,8 +239,11 @@ def parse_voice_url(url: str) -> tuple[str, str, int, bool, str]:
             host = raw_host.encode("idna").decode("ascii").lower()
         except UnicodeError:
             raise _forbidden(f"voice_url host {raw_host!r} is not a valid host name") from None
-    path = quote(parts.path or "/", safe=_PATH_SAFE)
-    target = f"{path}?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else path
+    try:
+        path = quote(parts.path or "/", safe=_PATH_SAFE)
+        target = f"{path}?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else path
+    except UnicodeError:  # lone surrogates cannot be percent-encoded
+        raise _forbidden("voice_url holds invalid Unicode") from None
     return scheme, host, port or DEFAULT_PORTS[scheme], port is not None, target
 
 

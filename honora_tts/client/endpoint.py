@@ -3,7 +3,9 @@
 Synthesis submits with ``POST /run`` and polls ``GET /status`` (50 ms at first, growing to
 250 ms; on localpod this finishes within about 25 ms of ``/runsync``): a lost poll is simply
 polled again, whereas a lost ``/runsync`` answer would leave a job running that nobody can find. Every job has a deadline; a job still running at its deadline is
-cancelled and :class:`JobTimedOut` is raised.
+cancelled and :class:`JobTimedOut` is raised. Health jobs do no work, so nothing is lost with a
+lost answer: they use ``/runsync``, answered the moment the job ends (polling added about half a
+poll interval, 25 to 60 ms, to every probe).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ log = install_redaction(logging.getLogger("honora_tts.client"))
 
 _CANCEL_DEADLINE_S = 10.0
 _RUNSYNC_READ_S = 100.0
+#: A waiting ``/runsync`` asks RunPod to answer this long before the deadline (or the read
+#: timeout), so that its answer, not a timeout, ends the wait.
+_RUNSYNC_MARGIN_MS = 1_000
 
 
 class EndpointClient:
@@ -377,7 +382,7 @@ class EndpointClient:
         deadline = Deadline(C.DEFAULT_HEALTH_DEADLINE_S if deadline_s is None else deadline_s)
         request_id = request_id or new_request_id()
         job_input = _request(action="health", request_id=request_id).to_input()
-        status, timing = self._execute(job_input, request_id, deadline)
+        status, timing = self._execute(job_input, request_id, deadline, waiting=True)
         response = interpret(
             status, request_id=request_id,
             min_handler_version=(
@@ -559,31 +564,45 @@ class EndpointClient:
         return SectionOutcome(id=item.id, index=index, result=result)
 
     def _execute(
-        self, job_input: dict[str, Any], request_id: str, deadline: Deadline
+        self, job_input: dict[str, Any], request_id: str, deadline: Deadline, *,
+        waiting: bool = False,
     ) -> tuple[JobStatus, dict[str, Any]]:
-        """Submit with ``/run`` and poll to a final state. Returns the final status and
-        ``{"submit_ms", "polls"}``."""
-        first, submit_ms = self._submit(job_input, request_id, deadline)
+        """Submit with ``/run`` (``waiting``: ``/runsync``, only for jobs that do no work) and
+        poll to a final state. Returns the final status and ``{"submit_ms", "polls"}``."""
+        first, submit_ms = self._submit(job_input, request_id, deadline, waiting=waiting)
         if first.is_final:
             return first, {"submit_ms": submit_ms, "polls": 0}
         status, polls = self._wait(first.id, request_id, deadline)
         return status, {"submit_ms": submit_ms, "polls": polls}
 
     def _submit(
-        self, job_input: dict[str, Any], request_id: str, deadline: Deadline
+        self, job_input: dict[str, Any], request_id: str, deadline: Deadline, *,
+        waiting: bool = False,
     ) -> tuple[JobStatus, float]:
         """``POST /run`` with a policy derived from the deadline; returns the job and the
-        milliseconds the submission took."""
+        milliseconds the submission took. ``waiting``: ``POST /runsync``, held open until the
+        job ends or shortly before the deadline (then polled like a ``/run`` job)."""
         submitted = time.perf_counter()
         body, _ = _job_body(job_input, request_id, _policy(deadline), None)
+        route, params, timeout = "run", None, None
+        if waiting:
+            left = deadline.ms_left()
+            wait_ms = C.RUNSYNC_WAIT_MAX_MS if left is None else left - _RUNSYNC_MARGIN_MS
+            wait_ms = min(max(wait_ms, C.RUNSYNC_WAIT_MIN_MS), C.RUNSYNC_WAIT_MAX_MS)
+            route, params = "runsync", {"wait": wait_ms}
+            base = self._base.timeout
+            timeout = httpx.Timeout(
+                connect=base.connect, read=wait_ms / 1000 + _RUNSYNC_MARGIN_MS / 1000,
+                write=base.write, pool=base.pool,
+            )
         payload = self._base.request(
-            "POST", "run", body=body, request_id=request_id, submits_job=True,
-            payload_limit=C.RUN_PAYLOAD_LIMIT_BYTES, deadline=deadline,
+            "POST", route, body=body, params=params, request_id=request_id, submits_job=True,
+            payload_limit=C.RUN_PAYLOAD_LIMIT_BYTES, deadline=deadline, timeout=timeout,
         )
         first = self._job_status(payload, request_id=request_id)
         if not first.id:
             raise InvalidResponse(
-                f"POST /run answered without a job id: {str(payload)[:200]}",
+                f"POST /{route} answered without a job id: {str(payload)[:200]}",
                 request_id=request_id,
             )
         log.info("request %s: job %s submitted (%s)", request_id, first.id, first.status)

@@ -87,7 +87,7 @@ def test_the_router_maps_configuration_errors_to_exit_2(monkeypatch, capsys):
 
 
 def test_a_refused_key_exits_2_without_printing_it(fake, client, capsys):
-    fake.fail("run", 401)
+    fake.fail("runsync", 401)  # health jobs (no work) are submitted with /runsync
     assert health_main([], client=client) == 2
     captured = capsys.readouterr()
     assert "AuthenticationError" in captured.err

@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from honora_tts.protocol import MP3_SAMPLE_RATES
 
@@ -55,6 +54,10 @@ def resample(samples: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
     samples = _as_mono_float32(samples)
     if rate_from == rate_to or samples.size == 0:
         return samples.copy()
+    # Imported here: scipy.signal takes about 3 s to import on a 2-core CPU (a tenth of a
+    # worker's cold start, honora-tts bench p8), and most workers never resample.
+    from scipy.signal import resample_poly
+
     ratio = Fraction(rate_to, rate_from)
     out = resample_poly(samples, ratio.numerator, ratio.denominator)
     return out.astype(np.float32, copy=False)

@@ -174,6 +174,6 @@ def run(options: BenchOptions, result: BenchResult) -> None:
         "one waits for that step: 'back to back'); both clients pay it, no client can avoid it"
     )
     result.notes.append(
-        f"handler p50 {fmt(handler_p50)} ms; requests spaced {GAP_S[0]}-{GAP_S[1]} s apart, clients "
-        "interleaved; job lifetime = localpod delayTime + executionTime (whole ms)"
+        f"handler p50 {fmt(handler_p50)} ms; requests spaced {GAP_S[0]}-{GAP_S[1]} s apart, "
+        "clients interleaved; job lifetime = localpod delayTime + executionTime (whole ms)"
     )

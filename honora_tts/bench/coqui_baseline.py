@@ -48,8 +48,9 @@ def whole(model: Any, text: str, conditioning: tuple[Any, Any], tokens: int,
     return {"total_ms": watch.ms(), "audio_s": len(out["wav"]) / SAMPLE_RATE}
 
 
-def stream(model: Any, text: str, conditioning: tuple[Any, Any], tokens: int,
-           seed: int) -> dict[str, float | None]:
+def stream(model: Any, text: str, conditioning: tuple[Any, Any], tokens: int, seed: int, *,
+           first_chunk_only: bool = False) -> dict[str, float | None]:
+    """Time to the first chunk and (unless ``first_chunk_only``) to the last."""
     import torch
 
     torch.manual_seed(seed)
@@ -65,4 +66,7 @@ def stream(model: Any, text: str, conditioning: tuple[Any, Any], tokens: int,
                 chunk.cpu()  # the first audio exists once it is on the host
                 first = watch.ms()
             samples += int(chunk.shape[-1])
-    return {"ttfa_ms": first, "total_ms": watch.ms(), "audio_s": samples / SAMPLE_RATE}
+            if first_chunk_only:
+                break
+    total = None if first_chunk_only else watch.ms()
+    return {"ttfa_ms": first, "total_ms": total, "audio_s": samples / SAMPLE_RATE}

@@ -45,8 +45,41 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _honora(directory: Any, device: str, fp16: bool, tokens: int, repeats: int,
-            concurrency: tuple[int, ...]) -> dict[str, Any]:
+def _honora_whole(model: Any, latents: Any, params: dict[str, Any], device: str) -> dict:
+    _sync(device)
+    watch = Stopwatch()
+    out = model.synthesize(TEXT, "en", latents, params)
+    return {"total_ms": watch.ms(), "audio_s": out.samples.size / model.sample_rate}
+
+
+def _honora_stream(model: Any, latents: Any, params: dict[str, Any], device: str) -> dict:
+    _sync(device)
+    watch, first, samples = Stopwatch(), None, 0
+    for chunk in model.stream(TEXT, "en", latents, params):
+        if first is None and chunk.size:
+            first = watch.ms()
+        samples += chunk.size
+    return {"ttfa_ms": first, "total_ms": watch.ms(), "audio_s": samples / model.sample_rate}
+
+
+def _concurrent(model: Any, latents: Any, params: dict[str, Any], parallel: int) -> dict:
+    def one(index: int) -> float:
+        out = model.synthesize(TEXT, "en", latents, {**params, "seed": SEED + index})
+        return out.samples.size / model.sample_rate
+
+    watch = Stopwatch()
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        audio_s = sum(pool.map(one, range(parallel)))
+    wall_s = watch.ms() / 1000
+    return {"wall_s": wall_s, "audio_s": audio_s, "requests_per_s": parallel / wall_s,
+            "aggregate_rtf": wall_s / audio_s}
+
+
+def _precision(directory: Path, device: str, fp16: bool, tokens: int, repeats: int,
+               concurrency: tuple[int, ...], coqui: dict[str, Any]) -> dict[str, Any]:
+    """honora at one precision, interleaved with plain coqui (``coqui`` holds its model and
+    conditioning, loaded at the first call with honora's default voice; its rows are appended
+    there)."""
     from honora_tts import xtts
 
     xtts.reset_loaded_model()
@@ -55,44 +88,26 @@ def _honora(directory: Any, device: str, fp16: bool, tokens: int, repeats: int,
     latents = model.latents(voice, sha).latents
     params = {"max_new_tokens": tokens, "seed": SEED}
     model.synthesize("Warm up.", "en", latents, {"max_new_tokens": 8, "seed": SEED})
-    whole, streamed = [], []
-    for _ in range(repeats):
-        _sync(device)
-        watch = Stopwatch()
-        out = model.synthesize(TEXT, "en", latents, params)
-        whole.append({"total_ms": watch.ms(), "audio_s": out.samples.size / model.sample_rate})
-        watch, first, samples = Stopwatch(), None, 0
-        for chunk in model.stream(TEXT, "en", latents, params):
-            if first is None and chunk.size:
-                first = watch.ms()
-            samples += chunk.size
-        streamed.append({"ttfa_ms": first, "total_ms": watch.ms(),
-                         "audio_s": samples / model.sample_rate})
-    loads = {}
-    for parallel in concurrency:
-        def one(index: int) -> float:
-            return model.synthesize(TEXT, "en", latents, {**params, "seed": SEED + index}
-                                    ).samples.size / model.sample_rate
-
-        watch = Stopwatch()
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            audio_s = sum(pool.map(one, range(parallel)))
-        wall_s = watch.ms() / 1000
-        loads[parallel] = {"wall_s": wall_s, "audio_s": audio_s,
-                           "requests_per_s": parallel / wall_s, "aggregate_rtf": wall_s / audio_s}
+    if "model" not in coqui:
+        coqui["model"] = coqui_baseline.load(directory, device)
+        coqui["conditioning"] = coqui_baseline.latents(coqui["model"], voice)
+        coqui_baseline.whole(coqui["model"], "Warm up.", coqui["conditioning"], 8, SEED)
+    plain, conditioning = coqui["model"], coqui["conditioning"]
+    steps = {
+        "whole": lambda: _honora_whole(model, latents, params, device),
+        "stream": lambda: _honora_stream(model, latents, params, device),
+        "coqui_whole": lambda: coqui_baseline.whole(plain, TEXT, conditioning, tokens, SEED),
+        "coqui_stream": lambda: coqui_baseline.stream(plain, TEXT, conditioning, tokens, SEED),
+    }
+    rows: dict[str, list[dict[str, Any]]] = {step: [] for step in steps}
+    for index in range(repeats):
+        order = list(steps) if index % 2 == 0 else list(reversed(steps))
+        for step in order:
+            rows[step].append(steps[step]())
+    for step in ("coqui_whole", "coqui_stream"):
+        coqui.setdefault(step, []).extend(rows[step])
+    rows["concurrent"] = {n: _concurrent(model, latents, params, n) for n in concurrency}
     xtts.reset_loaded_model()
-    return {"whole": whole, "stream": streamed, "concurrent": loads, "voice": str(voice)}
-
-
-def _coqui(directory: Any, device: str, voice: Path, tokens: int,
-           repeats: int) -> dict[str, Any]:
-    plain = coqui_baseline.load(directory, device)
-    conditioning = coqui_baseline.latents(plain, voice)
-    coqui_baseline.whole(plain, "Warm up.", conditioning, 8, SEED)
-    rows = {"whole": [], "stream": []}
-    for _ in range(repeats):
-        rows["whole"].append(coqui_baseline.whole(plain, TEXT, conditioning, tokens, SEED))
-        rows["stream"].append(coqui_baseline.stream(plain, TEXT, conditioning, tokens, SEED))
     return rows
 
 
@@ -119,11 +134,12 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     directory, label = resolve_checkpoint(model_name)
     measured: dict[str, Any] = {}
     with empty_caches():
+        coqui: dict[str, Any] = {}
         for half in precisions:
-            measured["fp16" if half else "fp32"] = _honora(directory, device, half, tokens,
-                                                           repeats, concurrency)
-        voice = Path(next(iter(measured.values()))["voice"])
-        measured["coqui"] = _coqui(directory, device, voice, tokens, repeats)
+            measured["fp16" if half else "fp32"] = _precision(
+                directory, device, half, tokens, repeats, concurrency, coqui)
+        measured["coqui"] = {"whole": coqui["coqui_whole"], "stream": coqui["coqui_stream"]}
+        coqui.clear()  # drops the plain coqui model
     result.data.update(model=label, device=device, tokens=tokens, utterance_s=seconds,
                        measured=measured, text=TEXT)
     if not gpu:

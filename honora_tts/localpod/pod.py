@@ -217,10 +217,13 @@ class LocalPod:
             loop.close()
 
     def _threads_per_worker(self) -> int:
-        """Each worker's share of the cores. Torch otherwise starts one thread per core in every
-        worker, and N workers on the same cores thrash: on 2 cores two workers made an 8-token
-        clip take 5 to 17 s instead of under 1 s."""
-        return max(1, (os.cpu_count() or 1) // max(1, sum(self._requested[:2])))
+        """Each worker's share of the cores, less one core for the control plane and its
+        clients (in this process). Torch otherwise starts one thread per core in every worker,
+        and threads on the same cores thrash: on 2 cores two workers made an 8-token clip take
+        5 to 17 s instead of under 1 s; one worker with 2 threads served 3 to 5 times fewer jobs
+        than with 1 thread while its clients polled (``honora-tts bench p3``)."""
+        cores = max(1, (os.cpu_count() or 1) - 1)
+        return max(1, cores // max(1, sum(self._requested[:2])))
 
     def stop(self) -> None:
         """Stop every worker (no process is left behind), then the control plane."""

@@ -39,7 +39,9 @@ RunPod behaviours mirrored, and the choices made where RunPod documents none:
   changes nothing: a local fleet does not scale. ``/retry`` restarts the TTL clock.
 - ``/cancel`` -> ``{"id", "status": "CANCELLED"}`` for a queued or running job (a running one
   gets a stop signal; a worker that cannot stop finishes and its late result is dropped; it is
-  not killed); a job that already ended is answered with its status unchanged.
+  not killed); a job that already ended is answered with its status unchanged. A stop signal is
+  sent again every second while the worker still holds the job: the SDK drops one that arrives
+  between taking a job and starting it.
 - ``/retry`` requeues a FAILED or TIMED_OUT job under the same id (400 otherwise).
   ``/purge-queue`` -> ``{"removed": n, "status": "completed"}``; purged jobs end CANCELLED.
 - ``/stream`` -> ``{"id", "status", "stream": [{"output": chunk}, ...]}`` with only the chunks

@@ -446,8 +446,11 @@ class ControlPlane:
             ids = self.table.pop_stop_signals(worker.id)
             if ids:
                 return ids
-            if not await self._stops.wait(deadline - time.monotonic()):
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
+            resend = self.table.next_stop_resend_s(worker.id)
+            await self._stops.wait(left if resend is None else min(left, resend))
         return []
 
     def job_done(self, worker: WorkerProcess, job_id: str, body: bytes | int) -> DoneOutcome | str:

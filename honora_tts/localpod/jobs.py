@@ -96,6 +96,7 @@ class Job:
     error: Any = None
     done_by: str | None = None
     stop_requested_at: float | None = None
+    stop_signalled_at: float | None = None
     takes: int = 0
     retries: int = 0
     stream: list[Any] = field(default_factory=list)
@@ -167,11 +168,14 @@ class Expiry:
     forgotten: int = 0
 
 
+#: How often a stop signal is sent again while the worker still holds the job.
+STOP_RESEND_S = 1.0
+
 COUNTER_NAMES = (
     "jobs_submitted", "jobs_taken", "jobs_completed", "jobs_failed", "jobs_cancelled",
     "jobs_timed_out", "jobs_retried", "jobs_purged", "jobs_forgotten", "jobs_done_posts",
     "duplicate_done_posts", "late_done_posts", "unknown_done_posts", "stream_posts",
-    "late_stream_posts", "stop_signals_sent", "workers_released_jobs",
+    "late_stream_posts", "stop_signals_sent", "stop_signals_resent", "workers_released_jobs",
 )  # fmt: skip
 
 
@@ -279,7 +283,7 @@ class JobTable:
             )
         job.state = JobState.IN_QUEUE
         job.queued_at = self._clock()
-        job.started_at = job.finished_at = job.stop_requested_at = None
+        job.started_at = job.finished_at = job.stop_requested_at = job.stop_signalled_at = None
         job.worker_id = job.done_by = None
         job.output, job.has_output, job.error = None, False, None
         job.stream, job.stream_delivered = [], 0
@@ -415,12 +419,38 @@ class JobTable:
         return failed
 
     def pop_stop_signals(self, worker_id: str) -> list[str]:
-        """Job ids the worker must stop (delivered once, through the job-stop channel)."""
-        ids = self._stops.pop(worker_id, [])
+        """Job ids the worker must stop, through the job-stop channel: new stop requests, and
+        again every :data:`STOP_RESEND_S` while the worker still holds a job it was told to
+        stop. The runpod SDK drops a signal that arrives after it took a job but before the
+        job's task started (``JobScaler.stop_job``: "No in-progress job"); RunPod does not say
+        whether it sends a signal again, so localpod does."""
+        now = self._clock()
         held = self._held.get(worker_id, set())
-        ids = [job_id for job_id in ids if job_id in held]
-        self.counters["stop_signals_sent"] += len(ids)
-        return ids
+        fresh = [job_id for job_id in self._stops.pop(worker_id, []) if job_id in held]
+        again = [job_id for job_id in sorted(held - set(fresh)) if self._stop_due(job_id, now)]
+        for job_id in fresh + again:
+            self._jobs[job_id].stop_signalled_at = now
+        self.counters["stop_signals_sent"] += len(fresh)
+        self.counters["stop_signals_resent"] += len(again)
+        return fresh + again
+
+    def next_stop_resend_s(self, worker_id: str) -> float | None:
+        """Seconds until a stop signal for this worker is due again (None: none is)."""
+        now = self._clock()
+        waits = [
+            max(0.0, job.stop_signalled_at + STOP_RESEND_S - now)
+            for job_id in self._held.get(worker_id, ())
+            if (job := self._jobs.get(job_id)) is not None and job.stop_signalled_at is not None
+        ]
+        return min(waits, default=None)
+
+    def _stop_due(self, job_id: str, now: float) -> bool:
+        job = self._jobs.get(job_id)
+        return (
+            job is not None
+            and job.stop_signalled_at is not None
+            and now - job.stop_signalled_at >= STOP_RESEND_S
+        )
 
     def has_stop_signals(self, worker_id: str) -> bool:
         return bool(self._stops.get(worker_id))

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from honora_tts.localpod.jobs import (
+    STOP_RESEND_S,
     DoneOutcome,
     JobNotFound,
     JobNotRetryable,
@@ -108,13 +109,27 @@ def test_done_is_idempotent_and_late_results_are_dropped(table: JobTable) -> Non
     assert counters["unknown_done_posts"] == 1
 
 
-def test_cancel_running_sends_one_stop_signal(table: JobTable) -> None:
+def test_cancel_running_sends_a_stop_signal_again_until_released(
+    table: JobTable, clock: FakeClock
+) -> None:
     job = submit(table)
     table.take("w1")
+    assert table.next_stop_resend_s("w1") is None
     table.cancel(job.id)
     assert job.state is JobState.CANCELLED
     assert table.pop_stop_signals("w1") == [job.id]
     assert table.pop_stop_signals("w1") == []
+    assert table.next_stop_resend_s("w1") == pytest.approx(STOP_RESEND_S)
+    clock.advance(STOP_RESEND_S / 2)
+    assert table.pop_stop_signals("w1") == []
+    assert table.next_stop_resend_s("w1") == pytest.approx(STOP_RESEND_S / 2)
+    clock.advance(STOP_RESEND_S / 2)
+    assert table.pop_stop_signals("w1") == [job.id], "the worker still holds it: sent again"
+    assert table.counters["stop_signals_sent"] == 1
+    assert table.counters["stop_signals_resent"] == 1
+    table.worker_released("w1")
+    clock.advance(STOP_RESEND_S)
+    assert table.pop_stop_signals("w1") == [] and table.next_stop_resend_s("w1") is None
     queued = submit(table)
     table.cancel(queued.id)
     assert queued.state is JobState.CANCELLED

@@ -163,13 +163,13 @@ def _handler_for(store: LocalVoiceStore) -> type[BaseHTTPRequestHandler]:
                 self.send_error(HTTPStatus.NOT_FOUND, "no such voice")
                 return
             data = path.read_bytes()
+            store._count_served()  # before the answer: a client that has it may read the count
             self.send_response(HTTPStatus.OK)
             self.send_header("Content-Type", content_type_for(path.suffix))
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if with_body:
                 self.wfile.write(data)
-            store._count_served()
 
         def log_message(self, format: str, *args: object) -> None:
             logger.debug("local voice store: " + format, *args)

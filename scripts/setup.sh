@@ -22,14 +22,20 @@ fi
 command -v uv >/dev/null 2>&1 || python3 -m pip install -q --user uv || python3 -m pip install -q uv
 UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
 
-stamp="$(sha256sum requirements.lock | cut -c1-16)"
+# The stamp names the lock and this recipe's version: bump RECIPE when the way the venv is built
+# changes, so cached environments are rebuilt.
+RECIPE=2  # 2: bytecode compiled at install
+stamp="$(sha256sum requirements.lock | cut -c1-16)-r$RECIPE"
 if [ -f "$VENV/.honora-lock" ] && [ "$(cat "$VENV/.honora-lock")" = "$stamp" ]; then
   echo "setup: $VENV already holds requirements.lock ($stamp)"
 else
   echo "setup: building $VENV from requirements.lock (first time: a few minutes, about 5 GB with torch)"
   rm -rf "$VENV"
   "$UV" venv -q --python 3.11 "$VENV"
-  VIRTUAL_ENV="$VENV" "$UV" pip sync -q --python "$VENV/bin/python" requirements.lock
+  # Bytecode is compiled once here: without it (PYTHONDONTWRITEBYTECODE is common on CI
+  # machines) every worker process compiles torch, transformers and coqui-tts from source
+  # at import, and a localpod worker takes 15 s to start instead of 8 s.
+  VIRTUAL_ENV="$VENV" "$UV" pip sync -q --compile-bytecode --python "$VENV/bin/python" requirements.lock
   echo "$stamp" > "$VENV/.honora-lock"
 fi
 # The package itself is always (re)linked: it is editable and costs a second.

@@ -48,6 +48,15 @@ def test_image_is_cuda_with_baked_weights_and_the_worker_command(dockerfile, rep
     assert dockerfile.cmd == '["python", "-u", "worker/handler.py"]'
 
 
+def test_bytecode_is_compiled_into_the_image(dockerfile):
+    """Every cold start begins from the image: bytecode not in it is compiled again each time."""
+    env = dockerfile.envs
+    assert env.get("UV_COMPILE_BYTECODE") == "1"
+    installs = [i["value"] for i in dockerfile.structure
+                if i["instruction"] == "RUN" and "uv pip" in i["value"]]
+    assert installs, "the image installs its packages with uv"
+
+
 def test_copied_paths_exist(dockerfile, repo_root):
     for instruction in dockerfile.structure:
         if instruction["instruction"] != "COPY" or "--from=" in instruction["value"]:

@@ -222,7 +222,8 @@ def weights_checksum(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """Held (``flock``) by one process at a time: around building a checkpoint or a cache file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -1089,7 +1090,7 @@ def write_reference_voice(path: Path) -> str:
 def _cached_default_voice() -> Path:
     path = cache_dir() / "default-voice" / DEFAULT_VOICE_FILE
     if not path.is_file():
-        with _file_lock(path.with_suffix(".lock")):
+        with file_lock(path.with_suffix(".lock")):
             if not path.is_file():
                 write_reference_voice(path)
     return path
@@ -1211,7 +1212,7 @@ def tiny_checkpoint_dir(seed: int = 0) -> Path:
     if _is_current_tiny_checkpoint(final):
         return final
     root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root / f"tiny-xtts-seed{seed}.lock"):
+    with file_lock(root / f"tiny-xtts-seed{seed}.lock"):
         if _is_current_tiny_checkpoint(final):
             return final
         if final.exists():

@@ -13,14 +13,11 @@ Built once per seed under the cache directory (about 1.8 GB), like the tiny chec
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 #: Bumped whenever the build changes: cached checkpoints of another recipe are rebuilt.
@@ -102,27 +99,16 @@ def _is_current(directory: Path) -> bool:
     return metadata.get("recipe") == RECIPE and all((directory / f).is_file() for f in files)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def full_size_checkpoint_dir(seed: int = 0) -> Path:
     """The checkpoint for ``seed`` under the cache directory, built on first use (under a file
     lock, into a temporary directory renamed into place)."""
-    from honora_tts.xtts import cache_dir
+    from honora_tts.xtts import cache_dir, file_lock
 
     root = cache_dir()
     final = root / f"full-size-xtts-seed{seed}"
     if _is_current(final):
         return final
-    with _locked(root / f"full-size-xtts-seed{seed}.lock"):
+    with file_lock(root / f"full-size-xtts-seed{seed}.lock"):
         if _is_current(final):
             return final
         if final.exists():

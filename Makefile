@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 
-.PHONY: setup test verify bench lint lock clean
+.PHONY: setup test verify bench reliability lint lock clean
 
 setup:
 	@VENV="$(VENV)" bash scripts/setup.sh
@@ -18,6 +18,10 @@ verify: setup
 
 bench: setup
 	$(PY) -m honora_tts.cli bench
+
+# The reliability suite alone (make test runs it too); figures in artifacts/reliability/report.json.
+reliability: setup
+	$(PY) -m pytest -m reliability $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check honora_tts worker tests

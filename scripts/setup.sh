@@ -19,8 +19,23 @@ if [ "${#need_debs[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >/dev/null
 fi
 
-command -v uv >/dev/null 2>&1 || python3 -m pip install -q --user uv || python3 -m pip install -q uv
-UV="$(command -v uv || echo "$HOME/.local/bin/uv")"
+# uv builds the venv. Where no uv is on PATH it goes into a small bootstrap venv of its own, so
+# that a system Python that refuses pip installs (PEP 668, stock Debian/Ubuntu) is never touched.
+UV="$(command -v uv || true)"
+if [ -z "$UV" ]; then
+  tools="${HONORA_TOOLS_DIR:-$HOME/.cache/honora-tts/tools}"
+  if [ ! -x "$tools/bin/uv" ]; then
+    echo "setup: installing uv into $tools"
+    python3 -m venv "$tools" 2>/dev/null || {
+      SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+      python3 -m venv "$tools"
+    }
+    "$tools/bin/python" -m pip install -q uv
+  fi
+  UV="$tools/bin/uv"
+fi
 
 # The stamp names the lock and this recipe's version: bump RECIPE when the way the venv is built
 # changes, so cached environments are rebuilt.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from honora_tts.client import _constants as C
-from honora_tts.client._exceptions import ConfigurationError
+from honora_tts.client._exceptions import ConfigurationError, EndpointUnavailable
 
 log = logging.getLogger("honora_tts.client")
 
@@ -79,7 +79,7 @@ def _embedded_localpod(env: Mapping[str, str]) -> Any:
     with _embedded_lock:
         if _embedded_pod is not None:
             return _embedded_pod
-        from honora_tts.localpod import LocalPod
+        from honora_tts.localpod import LocalPod, LocalPodError
 
         raw_workers = (env.get(C.ENV_LOCALPOD_WORKERS) or "1").strip()
         try:
@@ -95,7 +95,15 @@ def _embedded_localpod(env: Mapping[str, str]) -> Any:
             C.ENV_ENDPOINT_ID, workers, C.ENV_ENDPOINT_ID, C.ENV_API_KEY,
         )
         pod = LocalPod(workers=workers, model="tiny")
-        pod.start()
+        try:
+            pod.start()
+        except LocalPodError as exc:
+            raise EndpointUnavailable(
+                f"no RunPod endpoint is configured ({C.ENV_ENDPOINT_ID} is not set) and the "
+                f"embedded localpod did not start: {exc}. Start one by hand "
+                f"(`honora-tts localpod`) to see its worker logs, or set {C.ENV_ENDPOINT_ID} "
+                f"and {C.ENV_API_KEY}."
+            ) from exc
         atexit.register(pod.stop)
         _embedded_pod = pod
         return pod

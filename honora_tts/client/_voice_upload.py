@@ -118,7 +118,12 @@ class VoiceUploader:
     def _upload_to_store(self, path: Path) -> Any:
         from honora_tts.voices import VoiceStoreError
 
-        store = self._voice_store()
+        try:
+            store = self._voice_store()
+        except (VoiceStoreError, OSError) as exc:
+            raise ConfigurationError(
+                f"no voice store could be set up to upload voice {path.name}: {exc}"
+            ) from exc
         try:
             return store.upload(path)
         except (VoiceStoreError, OSError) as exc:

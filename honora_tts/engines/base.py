@@ -135,6 +135,9 @@ class SynthesisEngine(ABC):
             log.error("%s: generate(%s) failed: %s: %s", self.name, _describe(text),
                       type(exc).__name__, exc)
             return False
+        except Exception:  # noqa: BLE001 - the bool API logs why instead of raising
+            log.exception("%s: generate(%s) failed unexpectedly", self.name, _describe(text))
+            return False
         log.info(
             "%s: wrote %s (%.2f s of %s, request %s, job %s, worker %s, %.0f ms)",
             self.name, out_path, result.duration_s, result.format, result.request_id,

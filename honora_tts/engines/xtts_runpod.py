@@ -57,18 +57,22 @@ class XttsRunpodEngine(SynthesisEngine):
 
     def health_check(self) -> dict[str, Any]:
         """One health job: ``status``, ``version``, ``worker_id``, ``health`` and timings; on
-        failure ``{"status": "unhealthy", "error": ..., "error_type": ...}``."""
+        failure ``{"status": "unhealthy", "error": ..., "error_type": ..., "version": ...}``
+        where ``version`` is the answering worker's record, or None when no worker answered.
+        Never raises."""
         try:
             report = self.client.health_job()
-        except HonoraClientError as exc:
-            log.error("%s: health check failed: %s: %s", self.name, type(exc).__name__, exc)
-            answer: dict[str, Any] = {
-                "status": "unhealthy", "error": str(exc), "error_type": type(exc).__name__,
-            }
+        except Exception as exc:  # noqa: BLE001 - the team's scripts expect a dict, always
+            if isinstance(exc, HonoraClientError):
+                log.error("%s: health check failed: %s: %s", self.name, type(exc).__name__, exc)
+            else:
+                log.exception("%s: health check failed unexpectedly", self.name)
             version = getattr(exc, "version", None)
-            if isinstance(exc, (JobFailed, StaleWorkerError)) and version is not None:
-                answer["version"] = version.model_dump(mode="json")
-            return answer
+            answered = isinstance(exc, (JobFailed, StaleWorkerError)) and version is not None
+            return {
+                "status": "unhealthy", "error": str(exc), "error_type": type(exc).__name__,
+                "version": version.model_dump(mode="json") if answered else None,
+            }
         answer = report.to_dict()
         if report.status != "healthy":
             answer["status"] = "unhealthy"

@@ -21,6 +21,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 #: Longest a single cell may run by default (seconds).
 DEFAULT_CELL_TIMEOUT_S = 600
+#: Parameters that hold secrets: passed to the kernel as these environment variables instead,
+#: since papermill writes every parameter into the executed notebook. The notebooks read the
+#: variable when the parameter is empty.
+SECRET_PARAMETERS = {"api_key": "RUNPOD_API_KEY"}
 _ENV_LOCK = threading.Lock()
 
 
@@ -126,7 +130,9 @@ def run_notebook(notebook: str | Path, output_path: str | Path,
     Parameter names are checked first. ``cwd`` is the kernel's working directory (default:
     the repository root, so ``artifacts/`` lands there). ``env`` is added to the kernel's
     environment (secrets go here, not in ``parameters``: parameters are written into the
-    executed notebook). Raises :class:`NotebookFailed` when a cell raises or times out."""
+    executed notebook; a secret passed as a parameter, ``api_key``, is moved to the kernel's
+    environment for that reason). Raises :class:`NotebookFailed` when a cell raises or times
+    out."""
     import papermill
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -134,6 +140,11 @@ def run_notebook(notebook: str | Path, output_path: str | Path,
     path = notebook_path(notebook)
     params = dict(parameters or {})
     check_parameters(path, params)
+    env = dict(env or {})
+    for name, variable in SECRET_PARAMETERS.items():
+        secret = params.pop(name, None)
+        if secret:
+            env[variable] = str(secret)
     output = Path(output_path)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

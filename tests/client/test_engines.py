@@ -14,7 +14,7 @@ import soundfile as sf
 from client_testing import FakeRunPod, stale_worker
 
 from honora_tts import engine_manager
-from honora_tts.client import InvalidRequest, JobFailed
+from honora_tts.client import ConfigurationError, InvalidRequest, JobFailed
 from honora_tts.engines import (
     XttsLocalEngine,
     XttsRunpodEngine,
@@ -124,8 +124,57 @@ def test_health_check_without_configuration_is_unhealthy(monkeypatch):
     health = engine.health_check()
     assert health == {
         "status": "unhealthy", "error": health["error"], "error_type": "ConfigurationError",
+        "version": None,
     }
     assert "RUNPOD_API_KEY" in health["error"]
+
+
+def test_misconfigured_voice_store_makes_generate_false_and_sends_nothing(
+    make_client, fake, voices_dir, tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("HONORA_VOICE_STORE", "s3")
+    monkeypatch.delenv("HONORA_S3_BUCKET", raising=False)
+    caplog.set_level(logging.ERROR, logger="honora_tts.engines")
+    client = make_client(voice_store=None)  # the store comes from the environment
+    engine = XttsRunpodEngine(client)
+    assert engine.generate("Hi.", "AI_Voice_Honora_Billy.wav", "en", tmp_path / "a.wav") is False
+    assert "ConfigurationError" in caplog.text and "HONORA_S3_BUCKET" in caplog.text
+    with pytest.raises(ConfigurationError, match="HONORA_S3_BUCKET"):
+        client.synthesize("Hi.", voices_dir / "AI_Voice_Honora_Billy.wav")
+    assert not fake.jobs and not (tmp_path / "a.wav").exists()
+
+
+@pytest.fixture
+def localpod_cannot_start(monkeypatch):
+    """No endpoint configured, no localpod running, and the embedded one fails to start."""
+    from honora_tts import localpod
+    from honora_tts.client import _configuration
+
+    def refuse(self, **_):
+        raise localpod.LocalPodError("cannot listen on 127.0.0.1:8000: address in use")
+
+    monkeypatch.setattr(localpod, "find_running", lambda *a, **k: None)
+    monkeypatch.setattr(localpod.LocalPod, "start", refuse)
+    monkeypatch.setattr(_configuration, "_embedded_pod", None)
+    for name in ("RUNPOD_ENDPOINT_ID", "RUNPOD_API_KEY", "RUNPOD_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_embedded_localpod_failing_to_start_is_a_typed_error_everywhere(
+    localpod_cannot_start, voices_dir, tmp_path, capsys
+):
+    from honora_tts.client import EndpointClient, EndpointUnavailable
+    from honora_tts.client.commands import health_main
+
+    with pytest.raises(EndpointUnavailable, match="address in use"):
+        EndpointClient.from_env()
+    health = XttsRunpodEngine(env={}).health_check()
+    assert health["status"] == "unhealthy" and health["error_type"] == "EndpointUnavailable"
+    assert health["version"] is None and "honora-tts localpod" in health["error"]
+    assert XttsRunpodEngine(env={}).generate("Hi.", "", "en", tmp_path / "a.wav") is False
+    assert health_main([]) == 1
+    err = capsys.readouterr().err
+    assert "EndpointUnavailable" in err and "Traceback" not in err
 
 
 def test_output_format_and_voice_resolution(voices_dir, tmp_path):

@@ -17,7 +17,8 @@ CI_PARAMETERS = {"probes": 4, "parallel": 4, "max_new_tokens": 8, "tiny_text": "
 
 def test_current_fleet_passes(run_notebook, endpoint_parameters, localpod, tmp_path):
     out = tmp_path / "results"
-    # The key goes in as a parameter here, to prove it never reaches an output.
+    # The key goes in as a parameter here, to prove it reaches neither an output nor the
+    # executed notebook's injected-parameters cell.
     executed = run_notebook("01_deploy_verification", {
         **endpoint_parameters, **CI_PARAMETERS, "api_key": localpod.api_key,
         "expected_git_sha": git_sha(), "artifacts_dir": str(out),
@@ -44,7 +45,7 @@ def test_current_fleet_passes(run_notebook, endpoint_parameters, localpod, tmp_p
 
     text = output_text(executed)
     assert "The audio below is NOISE" in text and "VERDICT: PASS" in text
-    assert localpod.api_key not in text
+    assert localpod.api_key not in json.dumps(executed)
 
 
 @pytest.mark.slow

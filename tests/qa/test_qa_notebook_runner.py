@@ -65,6 +65,25 @@ def test_run_passes_parameters_cwd_and_environment(notebook, tmp_path):
     assert not runner.clear_outputs(run.output_path)
 
 
+def test_api_key_parameter_travels_in_the_environment_only(tmp_path):
+    notebook = tmp_path / "keyed.ipynb"
+    params = new_code_cell('api_key = ""\nout = "result.json"')
+    params.metadata["tags"] = ["parameters"]
+    body = new_code_cell("import json, os\njson.dump({'parameter': api_key, "
+                         "'environment': os.environ.get('RUNPOD_API_KEY')}, open(out, 'w'))")
+    nb = new_notebook(cells=[params, body])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, str(notebook))
+    run = runner.run_notebook(notebook, tmp_path / "keyed-out.ipynb",
+                              {"api_key": "rpa_SECRETKEY123"}, cwd=tmp_path,
+                              execution_timeout=120)
+    assert json.loads((tmp_path / "result.json").read_text()) == {
+        "parameter": "", "environment": "rpa_SECRETKEY123"}
+    assert "rpa_SECRETKEY123" not in run.output_path.read_text()
+    assert "api_key" not in run.parameters
+
+
 def test_failing_cell_is_reported_with_its_error(tmp_path):
     notebook = write_notebook(tmp_path / "bad.ipynb", "raise RuntimeError('boom ' + greeting)")
     with pytest.raises(runner.NotebookFailed) as failure:

@@ -14,9 +14,9 @@ answer. ``worker/handler.py`` hands one of two functions to ``runpod.serverless.
   one ``final`` item holding the documented response), and a failure ends the job FAILED with
   ``error`` = the JSON text of the structured error (with ``request_id`` and ``version``).
 
-- :func:`handle_async`: :func:`handle` in a thread, one job at a time, for a worker that takes
-  its next job while one runs (``concurrency_modifier`` -> :data:`ASYNC_CONCURRENCY`); saves
-  the SDK worker loop's idle second between jobs.
+- :func:`handle_async` (``HONORA_PREFETCH=1``): :func:`handle` in a thread, one job at a time,
+  for a worker that takes its next job while one runs (``concurrency_modifier`` ->
+  :data:`ASYNC_CONCURRENCY`); saves the SDK worker loop's idle second between jobs.
 
 None of them raises: every failure becomes a structured error, and the worker goes on to the
 next job.
@@ -492,9 +492,17 @@ def _error_response(job_id: str | None, request_id: str, info: ErrorInfo) -> Syn
     )
 
 
+def _answer(response: SynthesisResponse) -> dict[str, Any]:
+    """The response as JSON: fields without a value left out, except in the version record,
+    which names every field (``gpu_name: null`` on a CPU says more than a missing key)."""
+    answer = response.model_dump(mode="json", exclude_none=True)
+    answer["version"] = response.version.model_dump(mode="json")
+    return answer
+
+
 def _dump(response: SynthesisResponse) -> dict[str, Any]:
     _count(failed=response.error is not None)
-    answer = response.model_dump(mode="json", exclude_none=True)
+    answer = _answer(response)
     if "error" in answer:
         answer["error"] = json.dumps(answer["error"])
     return answer
@@ -502,7 +510,7 @@ def _dump(response: SynthesisResponse) -> dict[str, Any]:
 
 def _final_item(response: SynthesisResponse) -> dict[str, Any]:
     item = StreamChunk(type="final", request_id=response.request_id, response=response)
-    return item.model_dump(mode="json", exclude_none=True)
+    return {**item.model_dump(mode="json", exclude_none=True), "response": _answer(response)}
 
 
 def _stream_error_text(response: SynthesisResponse) -> str:
@@ -510,7 +518,7 @@ def _stream_error_text(response: SynthesisResponse) -> str:
     return json.dumps({
         **response.error.model_dump(mode="json", exclude_none=True),
         "request_id": response.request_id,
-        "version": response.version.model_dump(mode="json", exclude_none=True),
+        "version": response.version.model_dump(mode="json"),
     })
 
 

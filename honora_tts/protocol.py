@@ -378,12 +378,29 @@ def _section_id(raw: Any, index: int) -> str:
     return f"#{index}"
 
 
+def _legacy_section(raw: Any, index: int) -> Any:
+    """The batch-only worker's looser sections, as it read them: a bare string is the text, and
+    a section without an id is known by its position."""
+    if isinstance(raw, str):
+        return {"id": str(index), "text": raw}
+    if isinstance(raw, dict) and not any(key in raw for key in ("id", "section_id", "name")):
+        return {"id": str(index), **raw}
+    return raw
+
+
+def _section_chars(raw: Any) -> int:
+    text = raw if isinstance(raw, str) else (
+        raw.get("text") or raw.get("content") or "" if isinstance(raw, dict) else "")
+    return len(text) if isinstance(text, str) else 0
+
+
 def _parse_section(raw: Any, index: int) -> Section | ErrorInfo:
     prefix = f"sections.{index}."
+    raw = _legacy_section(raw, index)
     if not isinstance(raw, dict):
         return ErrorInfo(
             code=ErrorCode.INVALID_INPUT,
-            message=f"sections.{index} must be an object with id and text",
+            message=f"sections.{index} must be an object with id and text (or a string)",
             field=f"sections.{index}",
         )
     embedded = _embedded_voice_error(raw, prefix) or _unicode_error(raw, prefix.rstrip("."))
@@ -487,8 +504,7 @@ def parse_request(raw: Any) -> ParsedRequest | ErrorInfo:
             "Send several requests.",
             field="sections",
         )
-    total = sum(len(s.get("text") or s.get("content") or "") for s in raw_sections
-                if isinstance(s, dict) and isinstance(s.get("text") or s.get("content") or "", str))
+    total = sum(_section_chars(s) for s in raw_sections)
     if total > MAX_BATCH_CHARS:
         return ErrorInfo(
             code=ErrorCode.TEXT_TOO_LONG,

@@ -7,8 +7,8 @@ for each size, every configuration in turn, ``--repeats`` rounds): ``1w`` (one w
 ``2w`` (two workers) as localpod starts them (one torch thread per worker on 2 cores: its share
 of the cores less one for the control plane and the clients); ``1w-2t`` (at 10 requests
 only): one worker with 2 torch threads (torch's default of one per core); ``1w-async`` and
-``2w-async``: the worker change proposed for ``worker/handler.py`` (``prefetch_worker.py``: the
-async handler, concurrency 2, jobs still one at a time).
+``2w-async``: ``worker/handler.py`` with ``HONORA_PREFETCH=1`` (the async handler, concurrency
+2, jobs still one at a time).
 
 From localpod's job table: per worker, the idle gap between finishing a job and taking the
 next while jobs were still queued (the runpod SDK worker loop sleeps in 1 s steps while it holds
@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import resource
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from honora_tts.bench.measures import Stopwatch, ratio, summarize
@@ -31,7 +30,7 @@ from honora_tts.bench.quiet_logs import quiet_library_logs
 from honora_tts.bench.report import BenchResult, fmt
 
 TEXT = "Scaling test sentence."
-PREFETCH_WORKER = Path(__file__).with_name("prefetch_worker.py")
+PREFETCH = {"HONORA_PREFETCH": "1"}
 TARGET_RATIO = 1.8
 
 
@@ -97,24 +96,24 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     tokens = 8 if options.quick else 16
     rounds = options.repeats_or(1, 1)
     params = {"max_new_tokens": tokens, "seed": 3}
-    configurations: list[tuple[str, int, dict[str, str], tuple[int, ...], Path | None]] = [
-        ("1w", 1, {}, sizes, None), ("2w", 2, {}, sizes, None),
-        ("1w-2t", 1, {"OMP_NUM_THREADS": "2"}, sizes[:1], None),
-        ("1w-async", 1, {}, sizes, PREFETCH_WORKER),
-        ("2w-async", 2, {}, sizes, PREFETCH_WORKER),
+    configurations: list[tuple[str, int, dict[str, str], tuple[int, ...]]] = [
+        ("1w", 1, {}, sizes), ("2w", 2, {}, sizes),
+        ("1w-2t", 1, {"OMP_NUM_THREADS": "2"}, sizes[:1]),
+        ("1w-async", 1, PREFETCH, sizes),
+        ("2w-async", 2, PREFETCH, sizes),
     ]
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {c[0]: {} for c in configurations}
     pods: dict[str, Any] = {}
     try:
-        for tag, workers, env, _, handler_path in configurations:
-            pods[tag] = LocalPod(workers=workers, model="tiny", worker_env=env,
-                                 handler_path=handler_path).start(wait_ready=False)
+        for tag, workers, env, _ in configurations:
+            pods[tag] = LocalPod(workers=workers, model="tiny",
+                                 worker_env=env).start(wait_ready=False)
         for tag, pod in pods.items():
             pod.wait_ready(timeout_s=900)
             _burst(pod, len(pod.workers()), params)  # every worker has answered once
         for _ in range(rounds):
             for parallel in sizes:
-                for tag, _, _, measured_sizes, _ in configurations:
+                for tag, _, _, measured_sizes in configurations:
                     if parallel in measured_sizes:
                         burst = _burst(pods[tag], parallel, params)
                         runs[tag].setdefault(parallel, []).append(burst)
@@ -157,8 +156,8 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     comparisons = (
         ("2w", "1w", "two workers vs one, as localpod starts them"),
         ("1w", "1w-2t", "one worker: 1 torch thread vs 2"),
-        ("1w-async", "1w", "one worker: proposed async handler vs plain"),
-        ("2w-async", "2w", "two workers: proposed async handler vs plain"),
+        ("1w-async", "1w", "one worker: HONORA_PREFETCH=1 vs plain"),
+        ("2w-async", "2w", "two workers: HONORA_PREFETCH=1 vs plain"),
         ("2w-async", "1w-async", "two async workers vs one"),
     )
     for better, base, meaning in comparisons:

@@ -135,7 +135,7 @@ class SynthesisEngine(ABC):
             log.error("%s: generate(%s) failed: %s: %s", self.name, _describe(text),
                       type(exc).__name__, exc)
             return False
-        except Exception:  # noqa: BLE001 - the bool API logs why instead of raising
+        except Exception:  # the bool API logs why instead of raising
             log.exception("%s: generate(%s) failed unexpectedly", self.name, _describe(text))
             return False
         log.info(

@@ -62,17 +62,12 @@ class XttsRunpodEngine(SynthesisEngine):
         Never raises."""
         try:
             report = self.client.health_job()
+        except HonoraClientError as exc:
+            log.error("%s: health check failed: %s: %s", self.name, type(exc).__name__, exc)
+            return _unhealthy(exc)
         except Exception as exc:  # noqa: BLE001 - the team's scripts expect a dict, always
-            if isinstance(exc, HonoraClientError):
-                log.error("%s: health check failed: %s: %s", self.name, type(exc).__name__, exc)
-            else:
-                log.exception("%s: health check failed unexpectedly", self.name)
-            version = getattr(exc, "version", None)
-            answered = isinstance(exc, (JobFailed, StaleWorkerError)) and version is not None
-            return {
-                "status": "unhealthy", "error": str(exc), "error_type": type(exc).__name__,
-                "version": version.model_dump(mode="json") if answered else None,
-            }
+            log.exception("%s: health check failed unexpectedly", self.name)
+            return _unhealthy(exc)
         answer = report.to_dict()
         if report.status != "healthy":
             answer["status"] = "unhealthy"
@@ -84,3 +79,13 @@ class XttsRunpodEngine(SynthesisEngine):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _unhealthy(exc: Exception) -> dict[str, Any]:
+    """A failed health check: what went wrong, and the answering worker's version if one did."""
+    version = getattr(exc, "version", None)
+    answered = isinstance(exc, (JobFailed, StaleWorkerError)) and version is not None
+    return {
+        "status": "unhealthy", "error": str(exc), "error_type": type(exc).__name__,
+        "version": version.model_dump(mode="json") if answered else None,
+    }

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from honora_tts.qa.reference_voice import write_synthetic_voice
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -263,9 +265,11 @@ class Campaign:
             if self.cold_start is not None:
                 self.cold_start()
                 self._warm = False
-            if self.voice is not None:
-                voices = [fresh_voice_copy(self.voice, self.scratch_dir, next(self._cold_copies))
-                          for _ in range(requests)]
+            # Without a voice of its own a cold request would use the workers' default voice,
+            # whose latents are always cached: it gets fresh copies of a synthetic one instead.
+            source = self.voice or write_synthetic_voice(self.scratch_dir / "synthetic_voice.wav")
+            voices = [fresh_voice_copy(source, self.scratch_dir, next(self._cold_copies))
+                      for _ in range(requests)]
         elif self.warmup and not self._warm:
             self.warm_up(condition, warmup_concurrency or condition.concurrency)
         self._parallel(condition, voices, warmup=False, on_done=on_done)

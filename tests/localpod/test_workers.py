@@ -166,3 +166,20 @@ def test_control_routes_drive_a_pod_from_another_process(localpod_factory) -> No
         assert counters["workers_killed"] == 1 and counters["workers_replaced"] == 0
     states = sorted((w["kind"], w["state"]) for w in pod.workers())
     assert states == [("current", "ready"), ("stale", "dead")]
+
+
+def test_prefetching_worker_takes_its_next_job_while_one_runs(localpod_factory) -> None:
+    """``HONORA_PREFETCH=1``: the unmodified worker/handler.py takes a queued job while it runs
+    one (localpod sees two jobs held by one worker at once) and still answers every job."""
+    pod = localpod_factory(workers=1, worker_env={"HONORA_PREFETCH": "1"})
+    with PodClient(pod) as client:
+        ids = [client.submit({"text": f"Job {i}.", "params": {"max_new_tokens": 16}})
+               for i in range(4)]
+        finals = [client.wait_final(job_id, timeout_s=300) for job_id in ids]
+    assert [f["status"] for f in finals] == ["COMPLETED"] * 4
+    assert all(f["output"]["audio"]["duration_s"] > 0 for f in finals)
+    rows = sorted((r["submitted_at"] * 1000 + r["delay_ms"], r["execution_ms"])
+                  for r in pod.jobs() if r["id"] in ids)
+    held = [(start, start + execution) for start, execution in rows]
+    overlaps = sum(1 for (_, end), (start, _) in zip(held, held[1:]) if start < end)
+    assert overlaps >= 1, held

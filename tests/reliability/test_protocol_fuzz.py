@@ -130,6 +130,14 @@ def _utf8_json(value: Any) -> bytes:
 
 
 def _check(raw: Any, kind: str) -> None:
+    try:
+        _check_one(raw, kind)
+    except Exception:
+        SEEN["exceptions"] += 1  # counted, then hypothesis shrinks and reports it
+        raise
+
+
+def _check_one(raw: Any, kind: str) -> None:
     parsed = parse_request(raw)
     assert isinstance(parsed, (ParsedRequest, ErrorInfo)), type(parsed)
     if isinstance(parsed, ErrorInfo):
@@ -194,5 +202,5 @@ def test_fuzzing_figures() -> None:
         if ":error:" in key:
             codes[key.rsplit(":", 1)[1]] += count
     record("fuzzing", properties=3, examples=valid + errors, valid_requests=valid,
-           structured_errors=errors, error_codes=dict(codes), exceptions=0)
-    assert valid and errors
+           structured_errors=errors, error_codes=dict(codes), exceptions=SEEN["exceptions"])
+    assert valid and errors and not SEEN["exceptions"]

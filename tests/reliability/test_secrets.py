@@ -48,12 +48,14 @@ BUCKET = "honora-outputs"
 NOTEBOOK_PARAMETERS = {"probes": 4, "parallel": 4, "max_new_tokens": 8, "tiny_text": "Hi.",
                        "voice_text": "A short test.", "stress_text": "Stress."}
 SCANNED: dict[str, int] = {}
+LEAKS: list[str] = []
 
 
 def _assert_clean(where: str, text: str) -> None:
-    for name, value in SECRETS.items():
-        assert value not in text, f"{name} leaked in {where}"
+    found = [name for name, value in SECRETS.items() if value in text]
+    LEAKS.extend(f"{name} in {where}" for name in found)
     SCANNED[where] = SCANNED.get(where, 0) + len(text)
+    assert not found, f"{', '.join(found)} leaked in {where}"
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def pod(bucket_endpoint: str) -> Iterator[LocalPod]:
     with LocalPod(workers=1, api_key=API_KEY, worker_env=env) as pod:
         yield pod
     record("secrets", secrets_scanned=sorted(SECRETS), characters_scanned=SCANNED,
-           leaks=0)
+           leaks=len(LEAKS), leaked=LEAKS)
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ def test_batch_fails_only_bad_sections():
             {"id": "intro", "text": "Welcome."},
             {"id": "empty", "text": ""},
             {"id": "klingon", "text": "Qapla'", "language": "tlh"},
-            "not an object",
+            42,
             {"id": "intro", "text": "A duplicate id."},
             {"id": 7, "text": "Numbers are ids too.", "language": "fr"},
         ],
@@ -110,6 +110,20 @@ def test_batch_only_worker_shapes_still_parse():
     assert request.language == "de"
     assert request.voice_url == "https://voices.example/v.wav"
     assert request.sections[0].id == "s1" and request.sections[0].text == "Guten Tag."
+
+
+def test_batch_only_worker_loose_sections_still_parse():
+    """The old worker read a bare string as a section's text and numbered sections without
+    an id by position (tests/fixtures/stale_handler.py); both keep working."""
+    parsed = _ok({"sections": ["First.", {"text": "Second."}, {"id": "1", "text": "Clash."},
+                               None]})
+    assert [(s.id, s.text) for s in parsed.request.sections] == [("0", "First."),
+                                                                  ("1", "Second.")]
+    bad = {s.index: (s.error.code, s.error.field) for s in parsed.invalid_sections}
+    assert bad == {2: (ErrorCode.INVALID_INPUT, "sections.2.id"),
+                   3: (ErrorCode.INVALID_INPUT, "sections.3")}
+    too_long = _error({"sections": ["x" * 4_000] * 30})
+    assert too_long.code == ErrorCode.TEXT_TOO_LONG and too_long.field == "sections"
 
 
 def test_language_aliases_normalise():

@@ -44,8 +44,13 @@ def test_test_input_health_prints_the_version(repo_root):
     result = _job_result(done.stdout + done.stderr)
     version = result["output"]["version"]
     assert version["git_sha"] == "feedc0de" and version["build_time"] == "now"
-    for key in ("handler_version", "torch_version", "python_version", "model_name"):
+    for key in ("handler_version", "package_version", "torch_version", "python_version",
+                "model_name", "model_sha256", "device"):
         assert version[key]
+    assert len(version["model_sha256"]) == 64
+    # Every field is named, the ones without a value on a CPU outside RunPod too.
+    for key in ("cuda_version", "gpu_name", "worker_id"):
+        assert key in version
 
 
 def test_test_input_bad_request_fails_cleanly(repo_root):

@@ -7,9 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from localpod_testing import SCRIPTED, PodClient
+from localpod_testing import SCRIPTED
 
 from honora_tts.localpod import LocalPod
+from honora_tts.localpod.pytest_plugin import PodAPI
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +21,7 @@ def scripted_pod() -> Iterator[LocalPod]:
 
 
 @pytest.fixture
-def client(scripted_pod: LocalPod) -> Iterator[PodClient]:
+def client(scripted_pod: LocalPod) -> Iterator[PodAPI]:
     scripted_pod.wait_ready(n=2, timeout_s=60)
-    with PodClient(scripted_pod) as pod_client:
+    with PodAPI(scripted_pod) as pod_client:
         yield pod_client

@@ -9,17 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
-from localpod_testing import SCRIPTED, PodClient, wait_until
+from localpod_testing import SCRIPTED, wait_until
 
 from honora_tts.localpod import LocalPod
 from honora_tts.localpod.controlplane import MAX_RUN_BYTES, MAX_RUNSYNC_BYTES
+from honora_tts.localpod.pytest_plugin import PodAPI
 
 pytestmark = pytest.mark.integration
 
 FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
-def occupy_workers(client: PodClient, seconds: float) -> list[str]:
+def occupy_workers(client: PodAPI, seconds: float) -> list[str]:
     """Give both workers a blocking job; returns the job ids once both are running. Tests
     leave themselves a wide margin: what they check happens well within ``seconds``."""
     ids = [client.submit({"action": "sleep", "seconds": seconds, "blocking": True}) for _ in "ab"]
@@ -32,7 +33,7 @@ def job_row(pod: LocalPod, job_id: str) -> dict[str, Any]:
     return next(row for row in pod.jobs() if row["id"] == job_id)
 
 
-def test_auth_and_unknown_ids(client: PodClient) -> None:
+def test_auth_and_unknown_ids(client: PodAPI) -> None:
     pod = client.pod
     bare = httpx.get(f"{pod.endpoint_url}/health", headers={"Authorization": pod.api_key})
     assert bare.status_code == 200
@@ -48,7 +49,7 @@ def test_auth_and_unknown_ids(client: PodClient) -> None:
     assert client.post("/run", json={"nothing": 1}).status_code == 400
 
 
-def test_states_transitions_and_times(client: PodClient) -> None:
+def test_states_transitions_and_times(client: PodAPI) -> None:
     response = client.post("/run", json={"input": {"action": "sleep", "seconds": 2.0}})
     assert response.status_code == 200
     job_id = response.json()["id"]
@@ -63,7 +64,7 @@ def test_states_transitions_and_times(client: PodClient) -> None:
     assert job_row(client.pod, job_id)["takes"] == 1
 
 
-def test_queue_time_is_delay_time(client: PodClient) -> None:
+def test_queue_time_is_delay_time(client: PodAPI) -> None:
     occupy_workers(client, 3.0)
     queued = client.submit({"action": "echo"})
     assert client.status(queued)["status"] == "IN_QUEUE"
@@ -72,7 +73,7 @@ def test_queue_time_is_delay_time(client: PodClient) -> None:
     assert done["delayTime"] >= 1000, "it waited for a busy worker"
 
 
-def test_runsync_waits_then_returns_status_to_poll(client: PodClient) -> None:
+def test_runsync_waits_then_returns_status_to_poll(client: PodAPI) -> None:
     quick = client.post("/runsync", json={"input": {"action": "echo", "n": 7}})
     assert quick.status_code == 200
     body = quick.json()
@@ -85,7 +86,7 @@ def test_runsync_waits_then_returns_status_to_poll(client: PodClient) -> None:
     assert client.post("/runsync?wait=soon", json={"input": {}}).status_code == 400
 
 
-def test_failed_jobs_keep_error_and_output(client: PodClient) -> None:
+def test_failed_jobs_keep_error_and_output(client: PodAPI) -> None:
     failed = client.post("/runsync", json={"input": {"action": "fail"}}).json()
     assert failed["status"] == "FAILED"
     assert failed["error"] == {"code": "scripted", "message": "failed on purpose"}
@@ -95,7 +96,7 @@ def test_failed_jobs_keep_error_and_output(client: PodClient) -> None:
     assert json.loads(raised["error"])["error_message"] == "raised on purpose"
 
 
-def test_cancel_queued_job_is_never_taken(client: PodClient) -> None:
+def test_cancel_queued_job_is_never_taken(client: PodAPI) -> None:
     busy = occupy_workers(client, 3.0)
     queued = client.submit({"action": "echo"})
     answer = client.post(f"/cancel/{queued}")
@@ -107,7 +108,7 @@ def test_cancel_queued_job_is_never_taken(client: PodClient) -> None:
     assert client.post(f"/cancel/{queued}").json()["status"] == "CANCELLED"
 
 
-def test_cancel_running_job_reaches_the_worker(client: PodClient) -> None:
+def test_cancel_running_job_reaches_the_worker(client: PodAPI) -> None:
     pod = client.pod
     before = pod.counters()
     job_id = client.submit({"action": "sleep", "seconds": 60})
@@ -124,7 +125,7 @@ def test_cancel_running_job_reaches_the_worker(client: PodClient) -> None:
     assert client.status(job_id)["status"] == "CANCELLED"
 
 
-def test_execution_timeout_stops_an_interruptible_job(client: PodClient) -> None:
+def test_execution_timeout_stops_an_interruptible_job(client: PodAPI) -> None:
     pod = client.pod
     killed_before = pod.counters()["workers_killed"]
     job_id = client.submit(
@@ -141,7 +142,7 @@ def test_execution_timeout_stops_an_interruptible_job(client: PodClient) -> None
     assert pod.counters()["workers_killed"] == killed_before
 
 
-def test_execution_timeout_kills_a_worker_that_cannot_stop(client: PodClient) -> None:
+def test_execution_timeout_kills_a_worker_that_cannot_stop(client: PodAPI) -> None:
     pod = client.pod
     job_id = client.submit(
         {"action": "sleep", "seconds": 60, "blocking": True}, policy={"executionTimeout": 1000}
@@ -163,7 +164,7 @@ def test_execution_timeout_kills_a_worker_that_cannot_stop(client: PodClient) ->
     assert len(alive) == 2 and worker_id not in {w["id"] for w in alive}
 
 
-def test_ttl_expires_a_queued_job(client: PodClient) -> None:
+def test_ttl_expires_a_queued_job(client: PodAPI) -> None:
     occupy_workers(client, 3.0)
     job_id = client.submit({"action": "echo"}, policy={"ttl": 500})
     status = client.wait_final(job_id, timeout_s=30)
@@ -172,7 +173,7 @@ def test_ttl_expires_a_queued_job(client: PodClient) -> None:
     assert "workerId" not in status and job_row(client.pod, job_id)["takes"] == 0
 
 
-def test_invalid_policy_and_webhook_are_refused(client: PodClient) -> None:
+def test_invalid_policy_and_webhook_are_refused(client: PodAPI) -> None:
     for body in (
         {"input": {}, "policy": {"executionTimeout": "soon"}},
         {"input": {}, "policy": {"ttl": -1}},
@@ -184,7 +185,7 @@ def test_invalid_policy_and_webhook_are_refused(client: PodClient) -> None:
         assert "error" in response.json()
 
 
-def test_oversized_payloads_are_refused_like_runpod(client: PodClient) -> None:
+def test_oversized_payloads_are_refused_like_runpod(client: PodAPI) -> None:
     def body_of(size: int) -> bytes:
         frame = b'{"input": {"action": "sleep", "seconds": 0, "pad": "'
         end = b'"}}'
@@ -202,7 +203,7 @@ def test_oversized_payloads_are_refused_like_runpod(client: PodClient) -> None:
     assert client.pod.counters()["payloads_rejected"] >= 2
 
 
-def test_oversized_result_fails_the_job(client: PodClient) -> None:
+def test_oversized_result_fails_the_job(client: PodAPI) -> None:
     status = client.post(
         "/runsync", json={"input": {"action": "big", "bytes": MAX_RUNSYNC_BYTES + 10}}
     ).json()
@@ -211,7 +212,7 @@ def test_oversized_result_fails_the_job(client: PodClient) -> None:
     assert status["error"]["code"] == "result_too_large"
 
 
-def test_retry_and_purge_queue(client: PodClient) -> None:
+def test_retry_and_purge_queue(client: PodAPI) -> None:
     failed = client.post("/runsync", json={"input": {"action": "fail"}}).json()
     retried = client.post(f"/retry/{failed['id']}")
     assert retried.status_code == 200
@@ -231,7 +232,7 @@ def test_retry_and_purge_queue(client: PodClient) -> None:
     assert health["jobs"]["retried"] >= 1
 
 
-def test_health_counts_jobs_and_workers(client: PodClient) -> None:
+def test_health_counts_jobs_and_workers(client: PodAPI) -> None:
     occupy_workers(client, 3.0)
     queued = client.submit({"action": "echo"})
     health = client.get("/health").json()
@@ -247,7 +248,7 @@ def test_health_counts_jobs_and_workers(client: PodClient) -> None:
     )
 
 
-def test_webhook_receives_the_final_status(client: PodClient) -> None:
+def test_webhook_receives_the_final_status(client: PodAPI) -> None:
     received: list[dict[str, Any]] = []
     arrived = threading.Event()
 
@@ -277,7 +278,7 @@ def test_webhook_receives_the_final_status(client: PodClient) -> None:
 
 def test_rate_limit_answers_429_with_retry_after(localpod_factory) -> None:
     pod = localpod_factory(workers=1, rate_limit_per_10s=5, **SCRIPTED)
-    with PodClient(pod) as client:
+    with PodAPI(pod) as client:
         codes = [client.post("/run", json={"input": {}}).status_code for _ in range(6)]
         assert codes == [200] * 5 + [429]
         limited = client.post("/run", json={"input": {}})
@@ -295,7 +296,7 @@ def test_results_expire_and_policy_minimums(localpod_factory) -> None:
         workers=1, handler_path=SCRIPTED["handler_path"], runsync_retention_s=1,
         result_retention_s=1,
     )  # fmt: skip
-    with PodClient(pod) as client:
+    with PodAPI(pod) as client:
         done = client.post("/runsync", json={"input": {}}).json()
         assert done["status"] == "COMPLETED"
         assert wait_until(lambda: client.get(f"/status/{done['id']}").status_code == 404, 10)

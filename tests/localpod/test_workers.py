@@ -4,13 +4,15 @@ once through two workers."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import httpx
 import psutil
 import pytest
-from localpod_testing import SCRIPTED, PodClient, wait_until
+from localpod_testing import SCRIPTED, wait_until
 
 from honora_tts.localpod import LocalPod, LocalPodError, WorkerStartError
+from honora_tts.localpod.pytest_plugin import PodAPI
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +21,7 @@ def worker(pod: LocalPod, worker_id: str) -> dict:
     return next(w for w in pod.workers() if w["id"] == worker_id)
 
 
-def test_killed_worker_fails_its_job_and_is_replaced(client: PodClient) -> None:
+def test_killed_worker_fails_its_job_and_is_replaced(client: PodAPI) -> None:
     pod = client.pod
     job_id = client.submit({"action": "sleep", "seconds": 60, "blocking": True})
     running = client.wait_status(job_id, lambda s: s["status"] == "IN_PROGRESS")
@@ -41,7 +43,7 @@ def test_killed_worker_fails_its_job_and_is_replaced(client: PodClient) -> None:
     assert client.post("/runsync", json={"input": {}}).json()["status"] == "COMPLETED"
 
 
-def test_worker_that_exits_mid_job(client: PodClient) -> None:
+def test_worker_that_exits_mid_job(client: PodAPI) -> None:
     pod = client.pod
     status = client.post("/runsync", json={"input": {"action": "exit"}}).json()
     status = client.wait_final(status["id"]) if status["status"] == "IN_PROGRESS" else status
@@ -51,7 +53,7 @@ def test_worker_that_exits_mid_job(client: PodClient) -> None:
     pod.wait_ready(n=2, timeout_s=60)
 
 
-def test_kill_an_idle_worker_on_command(client: PodClient) -> None:
+def test_kill_an_idle_worker_on_command(client: PodAPI) -> None:
     pod = client.pod
     with pytest.raises(LocalPodError, match="no worker is running a job"):
         pod.kill_worker()
@@ -64,7 +66,7 @@ def test_kill_an_idle_worker_on_command(client: PodClient) -> None:
 
 def test_cold_start_counts_in_delay_time(localpod_factory) -> None:
     pod = localpod_factory(workers=1, start_delay_s=3.0, wait_ready=False, **SCRIPTED)
-    with PodClient(pod) as client:
+    with PodAPI(pod) as client:
         job_id = client.submit({"action": "echo"})
         assert [w["state"] for w in pod.workers()] == ["initializing"]
         assert client.get("/health").json()["workers"]["initializing"] == 1
@@ -91,7 +93,7 @@ def test_mixed_version_fleet(localpod_factory) -> None:
     assert worker(pod, added)["handler"].endswith("tests/fixtures/stale_handler.py")
     assert sorted(kinds.values()) == ["current", "stale"]
 
-    def answer_from(client: PodClient, kind: str, job_input: dict) -> dict:
+    def answer_from(client: PodAPI, kind: str, job_input: dict) -> dict:
         for _ in range(20):  # idle workers take turns; a few tries reach each kind
             status = client.post("/runsync", json={"input": job_input}).json()
             if kinds[status["workerId"]] == kind:
@@ -100,7 +102,7 @@ def test_mixed_version_fleet(localpod_factory) -> None:
 
     simple = {"text": "Hello there."}
     batch = {"sections": [{"id": "a", "text": "One."}, {"id": "b", "text": "Two."}]}
-    with PodClient(pod) as client:
+    with PodAPI(pod) as client:
         stale = answer_from(client, "stale", simple)
         current = answer_from(client, "current", simple)
         stale_batch = answer_from(client, "stale", batch)
@@ -133,7 +135,7 @@ def test_200_concurrent_submissions_none_lost_or_duplicated(localpod_factory) ->
     ids = asyncio.run(_submit_all(pod, [{"action": "echo", "n": n} for n in range(200)]))
     assert len(set(ids)) == 200
     assert wait_until(lambda: pod.counters()["jobs_completed"] == 200, timeout_s=120)
-    with PodClient(pod) as client:
+    with PodAPI(pod) as client:
         statuses = [client.status(job_id) for job_id in ids]
     assert {s["status"] for s in statuses} == {"COMPLETED"}
     assert sorted(s["output"]["echo"]["n"] for s in statuses) == list(range(200))
@@ -150,7 +152,7 @@ def test_control_routes_drive_a_pod_from_another_process(localpod_factory) -> No
     """What a client attached to ``honora-tts localpod`` uses to add and kill workers; with
     restarts off a killed worker stays dead."""
     pod = localpod_factory(workers=1, restart_dead_workers=False, **SCRIPTED)
-    with PodClient(pod) as client:
+    with PodAPI(pod) as client:
         added = client.post("/localpod/add-workers", json={"n": 1, "stale": True}).json()
         [stale_id] = added["added"]
         pod.wait_ready(n=2, timeout_s=60)
@@ -172,7 +174,7 @@ def test_prefetching_worker_takes_its_next_job_while_one_runs(localpod_factory) 
     """``HONORA_PREFETCH=1``: the unmodified worker/handler.py takes a queued job while it runs
     one (localpod sees two jobs held by one worker at once) and still answers every job."""
     pod = localpod_factory(workers=1, worker_env={"HONORA_PREFETCH": "1"})
-    with PodClient(pod) as client:
+    with PodAPI(pod) as client:
         ids = [client.submit({"text": f"Job {i}.", "params": {"max_new_tokens": 16}})
                for i in range(4)]
         finals = [client.wait_final(job_id, timeout_s=300) for job_id in ids]
@@ -181,5 +183,5 @@ def test_prefetching_worker_takes_its_next_job_while_one_runs(localpod_factory) 
     rows = sorted((r["submitted_at"] * 1000 + r["delay_ms"], r["execution_ms"])
                   for r in pod.jobs() if r["id"] in ids)
     held = [(start, start + execution) for start, execution in rows]
-    overlaps = sum(1 for (_, end), (start, _) in zip(held, held[1:]) if start < end)
+    overlaps = sum(1 for (_, end), (start, _) in itertools.pairwise(held) if start < end)
     assert overlaps >= 1, held

@@ -54,3 +54,23 @@ def test_generates_clips_rates_and_analyses(run_notebook, endpoint_parameters, t
     clips_shown = cell_text(cell_calling(executed, "clips_from_directory"))
     assert "2 clips" in clips_shown
     assert "cool" not in clips_shown and "warm" not in clips_shown  # blind before rating
+
+
+def test_ab_preference_branch(run_notebook, endpoint_parameters, tmp_path):
+    out = tmp_path / "ab"
+    run_notebook("02_listening_test", {
+        **endpoint_parameters,
+        "texts": ["Hello there.", "Please call Stella."],
+        "conditions": {"cool": {"temperature": 0.6}, "warm": {"temperature": 0.9}},
+        "max_new_tokens": 8, "rater": "ci-rater", "test_type": "ab", "seed": 5,
+        "simulated_raters": 3, "ratings_db": str(tmp_path / "ab.sqlite"),
+        "artifacts_dir": str(out),
+    })
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["test_type"] == "ab" and summary["mos"] is None
+    [pair] = summary["preference"]
+    assert {pair["a"], pair["b"]} == {"cool", "warm"}
+    assert pair["prefer_a"] + pair["prefer_b"] + pair["ties"] == 3 * 2  # raters x items
+    assert 0.0 <= pair["p_value"] <= 1.0 and pair["ci_low"] <= pair["share_a"] <= pair["ci_high"]
+    assert (out / "preference.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "preference.csv").exists() and not (out / "mos.csv").exists()

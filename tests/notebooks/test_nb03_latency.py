@@ -37,3 +37,24 @@ def test_campaign_records_and_plots(run_notebook, endpoint_parameters, tmp_path)
     assert {c["concurrency"] for c in summary["conditions"]} == {1, 2}
     for name in PLOTS:
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_streaming_and_cold_conditions(run_notebook, localpod_factory, tmp_path):
+    pod = localpod_factory(workers=1, streaming=True)
+    out = tmp_path / "stream"
+    run_notebook("03_latency", {
+        "endpoint": pod.endpoint_id, "api_base": pod.base_url, "requests": 2,
+        "concurrency": [1], "texts": {"short": "Hi there."}, "starts": ["warm", "cold"],
+        "streaming": [True], "warmup": 1, "max_new_tokens": 24, "artifacts_dir": str(out),
+    }, env={"RUNPOD_API_KEY": pod.api_key}, record_time=False)
+    with (out / "requests.csv").open() as handle:
+        measured = [r for r in csv.DictReader(handle) if r["warmup"] == "False"]
+    assert {r["start"] for r in measured} == {"warm", "cold"} and len(measured) == 4
+    for r in measured:
+        assert r["ok"] == "True", r["error"]
+        assert r["stream"] == "True" and 0 < float(r["ttfa_ms"]) <= float(r["client_ms"])
+    cold = [r for r in measured if r["start"] == "cold"]
+    assert {r["cache_voice"] for r in cold} == {"miss"}  # a fresh voice for every request
+    assert {r["cache_latents"] for r in cold} == {"miss"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == 0 and len(summary["conditions"]) == 2

@@ -21,15 +21,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
-
 from honora_tts.localpod import LocalPod
+from honora_tts.localpod.pytest_plugin import PodAPI
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 CORPUS_PATH = HERE / "bad_inputs.json"
 ARTIFACTS = TESTS.parent / "artifacts" / "reliability"
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 #: Every valid synthesis in these tests stays tiny.
 TINY = {"max_new_tokens": 8}
 EOF_CRASH = "EOF when reading a line"
@@ -138,40 +136,8 @@ def worker_error(status: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- pods
 
 
-class PodDriver(httpx.Client):
+class PodDriver(PodAPI):
     """Raw RunPod API calls to one pod: what a caller that skips honora's client sends."""
-
-    def __init__(self, pod: LocalPod) -> None:
-        super().__init__(
-            base_url=pod.endpoint_url,
-            headers={"Authorization": f"Bearer {pod.api_key}"},
-            timeout=httpx.Timeout(120.0, connect=10.0),
-        )
-        self.pod = pod
-
-    def post_body(self, route: str, body: bytes) -> httpx.Response:
-        return self.post(f"/{route}", content=body, headers={"Content-Type": "application/json"})
-
-    def submit(self, job_input: Any, route: str = "run", **extra: Any) -> str:
-        response = self.post_body(route, json.dumps({"input": job_input, **extra}).encode())
-        assert response.status_code == 200, response.text
-        return response.json()["id"]
-
-    def status(self, job_id: str) -> dict[str, Any]:
-        response = self.get(f"/status/{job_id}")
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def wait_final(self, job_id: str, timeout_s: float = 240.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        delay = 0.02
-        while True:
-            status = self.status(job_id)
-            if status["status"] in FINAL_STATES:
-                return status
-            assert time.monotonic() < deadline, f"job {job_id} not final: {status}"
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
 
     def run_to_end(self, job_input: Any, **extra: Any) -> dict[str, Any]:
         return self.wait_final(self.submit(job_input, **extra))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -174,13 +175,15 @@ def record_from_error(exc: Exception, *, condition: Condition, warmup: bool, ind
     )
 
 
-def fresh_voice_copy(voice: Path, directory: Path, index: int) -> Path:
+def fresh_voice_copy(voice: Path, directory: Path, index: int, nonce: int = 0) -> Path:
     """A copy of ``voice`` with inaudible dither (±1 LSB at 16 bits): same voice, new content
-    hash, so workers must download it and extract its speaker latents again."""
+    hash, so workers must download it and extract its speaker latents again. The dither comes
+    from ``(nonce, index)``: a campaign picks a random nonce, since workers keep their caches
+    from one campaign to the next."""
     from honora_tts import audio
 
     samples, rate = audio.decode(Path(voice).read_bytes())
-    rng = np.random.default_rng(index)
+    rng = np.random.default_rng([nonce, index])
     dithered = samples + rng.choice([-1.0, 1.0], size=samples.size).astype(np.float32) / 32767.0
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{Path(voice).stem}-cold{index}.wav"
@@ -208,6 +211,7 @@ class Campaign:
         self._origin = time.perf_counter()
         self._lock = threading.Lock()
         self._cold_copies = itertools.count()
+        self._cold_nonce = secrets.randbits(64)
         self._warm = False
 
     def _clock(self) -> float:
@@ -268,7 +272,8 @@ class Campaign:
             # Without a voice of its own a cold request would use the workers' default voice,
             # whose latents are always cached: it gets fresh copies of a synthetic one instead.
             source = self.voice or write_synthetic_voice(self.scratch_dir / "synthetic_voice.wav")
-            voices = [fresh_voice_copy(source, self.scratch_dir, next(self._cold_copies))
+            voices = [fresh_voice_copy(source, self.scratch_dir, next(self._cold_copies),
+                                       self._cold_nonce)
                       for _ in range(requests)]
         elif self.warmup and not self._warm:
             self.warm_up(condition, warmup_concurrency or condition.concurrency)

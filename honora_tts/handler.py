@@ -495,9 +495,8 @@ def _error_response(job_id: str | None, request_id: str, info: ErrorInfo) -> Syn
 def _answer(response: SynthesisResponse) -> dict[str, Any]:
     """The response as JSON: fields without a value left out, except in the version record,
     which names every field (``gpu_name: null`` on a CPU says more than a missing key)."""
-    answer = response.model_dump(mode="json", exclude_none=True)
-    answer["version"] = response.version.model_dump(mode="json")
-    return answer
+    answer = response.model_dump(mode="json", exclude_none=True, exclude={"version"})
+    return {**answer, "version": response.version.model_dump(mode="json")}
 
 
 def _dump(response: SynthesisResponse) -> dict[str, Any]:
@@ -510,7 +509,8 @@ def _dump(response: SynthesisResponse) -> dict[str, Any]:
 
 def _final_item(response: SynthesisResponse) -> dict[str, Any]:
     item = StreamChunk(type="final", request_id=response.request_id, response=response)
-    return {**item.model_dump(mode="json", exclude_none=True), "response": _answer(response)}
+    return {**item.model_dump(mode="json", exclude_none=True, exclude={"response"}),
+            "response": _answer(response)}
 
 
 def _stream_error_text(response: SynthesisResponse) -> str:

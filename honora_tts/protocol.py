@@ -193,11 +193,15 @@ def _check_voice_url(value: str | None) -> str | None:
     return value
 
 
+#: The names a section's id goes by (the batch-only worker's among them).
+SECTION_ID_KEYS = ("id", "section_id", "name")
+
+
 class Section(_Strict):
     """One batch section. ``section_id``/``content``/``voice``/``lang`` are accepted for the
     batch-only worker's request shape."""
 
-    id: str = Field(validation_alias=AliasChoices("id", "section_id", "name"))
+    id: str = Field(validation_alias=AliasChoices(*SECTION_ID_KEYS))
     text: str = Field(validation_alias=AliasChoices("text", "content"))
     voice_url: str | None = Field(
         default=None, validation_alias=AliasChoices("voice_url", "voice", "speaker_url")
@@ -370,7 +374,7 @@ def _sha_error(value: str | None, field: str) -> ErrorInfo | None:
 
 def _section_id(raw: Any, index: int) -> str:
     if isinstance(raw, dict):
-        for key in ("id", "section_id", "name"):
+        for key in SECTION_ID_KEYS:
             value = raw.get(key)
             if isinstance(value, (str, int)) and not isinstance(value, bool):
                 text = str(value)[:MAX_REQUEST_ID_CHARS]
@@ -383,15 +387,15 @@ def _legacy_section(raw: Any, index: int) -> Any:
     a section without an id is known by its position."""
     if isinstance(raw, str):
         return {"id": str(index), "text": raw}
-    if isinstance(raw, dict) and not any(key in raw for key in ("id", "section_id", "name")):
+    if isinstance(raw, dict) and not any(key in raw for key in SECTION_ID_KEYS):
         return {"id": str(index), **raw}
     return raw
 
 
 def _section_chars(raw: Any) -> int:
-    text = raw if isinstance(raw, str) else (
-        raw.get("text") or raw.get("content") or "" if isinstance(raw, dict) else "")
-    return len(text) if isinstance(text, str) else 0
+    if isinstance(raw, dict):
+        raw = raw.get("text") or raw.get("content") or ""
+    return len(raw) if isinstance(raw, str) else 0
 
 
 def _parse_section(raw: Any, index: int) -> Section | ErrorInfo:

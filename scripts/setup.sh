@@ -12,6 +12,11 @@ done
 if [ "${HONORA_BROWSER_TESTS:-1}" = "1" ]; then
   dpkg -s chromium >/dev/null 2>&1 || need_debs+=(chromium)
 fi
+# Without uv on PATH, uv goes into a bootstrap venv (below), which Debian's Python builds only
+# with python3-venv.
+if ! command -v uv >/dev/null 2>&1 && ! python3 -c "import ensurepip, venv" 2>/dev/null; then
+  need_debs+=(python3-venv)
+fi
 if [ "${#need_debs[@]}" -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_debs[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -26,12 +31,7 @@ if [ -z "$UV" ]; then
   tools="${HONORA_TOOLS_DIR:-$HOME/.cache/honora-tts/tools}"
   if [ ! -x "$tools/bin/uv" ]; then
     echo "setup: installing uv into $tools"
-    python3 -m venv "$tools" 2>/dev/null || {
-      SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-      $SUDO apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
-      python3 -m venv "$tools"
-    }
+    python3 -m venv "$tools"
     "$tools/bin/python" -m pip install -q uv
   fi
   UV="$tools/bin/uv"

@@ -44,13 +44,14 @@ def _prefetch_concurrency(_current: int) -> int:
 if __name__ == "__main__":
     handler.warm_up()
     streaming = streaming_enabled()
-    prefetch = not streaming and os.environ.get("HONORA_PREFETCH", "0").strip() == "1"
     if streaming:
-        entry = handler.handle_stream
+        entry, concurrency = handler.handle_stream, _concurrency
+    elif os.environ.get("HONORA_PREFETCH", "0").strip() == "1":
+        entry, concurrency = handler.handle_async, _prefetch_concurrency
     else:
-        entry = handler.handle_async if prefetch else handler.handle
+        entry, concurrency = handler.handle, _concurrency
     runpod.serverless.start({
         "handler": entry,
         "return_aggregate_stream": streaming,
-        "concurrency_modifier": _prefetch_concurrency if prefetch else _concurrency,
+        "concurrency_modifier": concurrency,
     })

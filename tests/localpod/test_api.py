@@ -13,11 +13,11 @@ from localpod_testing import SCRIPTED, wait_until
 
 from honora_tts.localpod import LocalPod
 from honora_tts.localpod.controlplane import MAX_RUN_BYTES, MAX_RUNSYNC_BYTES
+from honora_tts.localpod.jobs import TERMINAL_STATES
 from honora_tts.localpod.pytest_plugin import PodAPI
 
 pytestmark = pytest.mark.integration
 
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
 def occupy_workers(client: PodAPI, seconds: float) -> list[str]:
@@ -207,7 +207,7 @@ def test_oversized_result_fails_the_job(client: PodAPI) -> None:
     status = client.post(
         "/runsync", json={"input": {"action": "big", "bytes": MAX_RUNSYNC_BYTES + 10}}
     ).json()
-    status = client.wait_final(status["id"]) if status["status"] not in FINAL else status
+    status = client.wait_final(status["id"]) if status["status"] not in TERMINAL_STATES else status
     assert status["status"] == "FAILED"
     assert status["error"]["code"] == "result_too_large"
 

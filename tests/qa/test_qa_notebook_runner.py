@@ -12,8 +12,11 @@ from honora_tts.qa import notebook_runner as runner
 pytestmark = pytest.mark.notebooks
 
 
-def write_notebook(path: Path, body: str) -> Path:
-    params = new_code_cell('greeting = "hello"  # what to write\ncount = 1\nout = "result.json"')
+DEMO_PARAMETERS = 'greeting = "hello"  # what to write\ncount = 1\nout = "result.json"'
+
+
+def write_notebook(path: Path, body: str, parameters: str = DEMO_PARAMETERS) -> Path:
+    params = new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
     nb = new_notebook(cells=[params, new_code_cell(body)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
@@ -66,15 +69,12 @@ def test_run_passes_parameters_cwd_and_environment(notebook, tmp_path):
 
 
 def test_api_key_parameter_travels_in_the_environment_only(tmp_path):
-    notebook = tmp_path / "keyed.ipynb"
-    params = new_code_cell('api_key = ""\nout = "result.json"')
-    params.metadata["tags"] = ["parameters"]
-    body = new_code_cell("import json, os\njson.dump({'parameter': api_key, "
-                         "'environment': os.environ.get('RUNPOD_API_KEY')}, open(out, 'w'))")
-    nb = new_notebook(cells=[params, body])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nbformat.write(nb, str(notebook))
+    notebook = write_notebook(
+        tmp_path / "keyed.ipynb",
+        "import json, os\njson.dump({'parameter': api_key, "
+        "'environment': os.environ.get('RUNPOD_API_KEY')}, open(out, 'w'))",
+        parameters='api_key = ""\nout = "result.json"',
+    )
     run = runner.run_notebook(notebook, tmp_path / "keyed-out.ipynb",
                               {"api_key": "rpa_SECRETKEY123"}, cwd=tmp_path,
                               execution_timeout=120)

@@ -29,8 +29,8 @@ lint: setup
 
 # Re-resolve both lock files after editing pyproject.toml (needs the package registry).
 lock:
-	uv pip compile pyproject.toml --extra qa --extra dev $(LOCK_FLAGS) -o requirements.lock
-	uv pip compile pyproject.toml $(LOCK_FLAGS) -c requirements.lock -o requirements-worker.lock
+	uv pip compile pyproject.toml --extra all --extra dev $(LOCK_FLAGS) -o requirements.lock
+	uv pip compile pyproject.toml --extra worker $(LOCK_FLAGS) -c requirements.lock -o requirements-worker.lock
 
 clean:
 	rm -rf artifacts .pytest_cache

@@ -1,0 +1,327 @@
+"""Every setting honora-tts reads from the environment, in one place.
+
+Configuration is read once, at start-up (the worker's entry point, the CLI, an engine's or a
+client's ``from_env``), and passed down as these objects; no other module reads ``os.environ``
+for a setting. One rule for every flag: ``1/true/yes/on`` and ``0/false/no/off`` (any case); an
+empty variable counts as unset. Each field's ``validation_alias`` is the environment variable,
+and its description is the line README's settings table shows (``python -m honora_tts.settings``
+prints the table; a test keeps README in step with it).
+
+- :class:`WorkerSettings`: the serverless worker and the in-process engine (model, caches,
+  delivery, concurrency, build identity).
+- :class:`ClientSettings`: which endpoint a caller talks to and how.
+- :class:`VoiceStoreSettings`: where a caller uploads reference voices.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: Where RunPod's public job API lives, and its management API (REST v2).
+DEFAULT_API_BASE = "https://api.runpod.ai/v2"
+DEFAULT_MANAGEMENT_API_BASE = "https://api.runpod.io/v2"
+
+
+class _EnvSettings(BaseSettings):
+    """Shared reading rules: env names are the aliases, empties are unset, unknowns ignored."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore", env_ignore_empty=True, frozen=True, populate_by_name=True,
+        case_sensitive=True,
+    )
+    #: Shown as the heading of this group in README's settings table.
+    title: ClassVar[str] = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        """Read the settings from ``env`` (default: the process environment); keyword
+        ``overrides`` (field names) win over the environment."""
+        if env is None:
+            return cls(**overrides)
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(_env_name(name, field))
+            if raw is not None and raw.strip() != "":
+                values[name] = raw
+        values.update(overrides)
+        return cls.model_validate(values)
+
+    @classmethod
+    def env_names(cls) -> dict[str, str]:
+        """Field name -> environment variable."""
+        return {name: _env_name(name, field) for name, field in cls.model_fields.items()}
+
+
+def _env_name(name: str, field: Any) -> str:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return str(alias or name)
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class WorkerSettings(_EnvSettings):
+    """The serverless worker (``worker/handler.py``, ``python -m honora_tts.worker``) and the
+    in-process ``xtts-local`` engine. localpod's workers inherit the environment localpod is
+    started with."""
+
+    title: ClassVar[str] = "Worker (endpoint environment variables)"
+
+    xtts_model: str = Field(
+        "xtts_v2", validation_alias="HONORA_XTTS_MODEL",
+        description="model to load: `xtts_v2` (the release weights), `tiny` (offline, random "
+        "weights: noise) or a checkpoint directory",
+    )
+    xtts_checkpoint: Path | None = Field(
+        None, validation_alias="HONORA_XTTS_CHECKPOINT",
+        description="a checkpoint directory (model.pth, config.json, vocab.json); wins over "
+        "`HONORA_XTTS_MODEL`",
+    )
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", validation_alias="HONORA_DEVICE",
+        description="`auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`",
+    )
+    fp16: bool = Field(
+        False, validation_alias="HONORA_FP16",
+        description="half precision (autocast) on CUDA; ignored with a warning on a CPU",
+    )
+    coqui_tos_agreed: bool = Field(
+        False, validation_alias="COQUI_TOS_AGREED",
+        description="accept the Coqui Public Model License before the XTTS-v2 weights are "
+        "downloaded (the image sets it at build time)",
+    )
+    streaming: bool = Field(
+        False, validation_alias="HONORA_STREAMING",
+        description="a streaming deployment: a generator handler yielding audio chunks",
+    )
+    prefetch: bool = Field(
+        False, validation_alias="HONORA_PREFETCH",
+        description="take the next job while one runs (about 1.9x throughput under a full "
+        "queue; a prefetched job waits behind a busy worker)",
+    )
+    worker_concurrency: int = Field(
+        1, ge=1, validation_alias="HONORA_WORKER_CONCURRENCY",
+        description="jobs one worker holds at once (RunPod's concurrency_modifier)",
+    )
+    max_batch: int | None = Field(
+        None, ge=1, validation_alias="HONORA_MAX_BATCH",
+        description="requests decoded together in one batch (default: from the device's "
+        "memory; 1 on a CPU)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias="HONORA_LOG_LEVEL", description="worker log level",
+    )
+    cache_dir: Path | None = Field(
+        None, validation_alias="HONORA_CACHE_DIR",
+        description="model checkpoints, speaker latents and localpod's state (default "
+        "`~/.cache/honora-tts`)",
+    )
+    voice_cache_dir: Path | None = Field(
+        None, validation_alias="HONORA_VOICE_CACHE",
+        description="downloaded reference voices (default: a private directory under the "
+        "cache directory)",
+    )
+    allow_private_urls: bool = Field(
+        False, validation_alias="HONORA_ALLOW_PRIVATE_URLS",
+        description="let voice URLs reach loopback and private addresses (localpod's local "
+        "store needs it; never on RunPod)",
+    )
+    trusted_voice_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="HONORA_TRUSTED_VOICE_HOSTS",
+        description="comma-separated hosts whose addresses are not checked (an internal "
+        "object store)",
+    )
+    latent_cache_entries: int = Field(
+        64, ge=1, validation_alias="HONORA_LATENT_CACHE_ENTRIES",
+        description="speaker latents kept in memory",
+    )
+    latent_disk_entries: int = Field(
+        1000, ge=1, validation_alias="HONORA_LATENT_DISK_ENTRIES",
+        description="speaker latent files kept on disk per model",
+    )
+    url_delivery_bytes: int = Field(
+        5 * 2**20, ge=0, validation_alias="HONORA_URL_DELIVERY_BYTES",
+        description="`delivery: auto` uploads audio larger than this to the bucket",
+    )
+    bucket_endpoint_url: str | None = Field(
+        None, validation_alias="BUCKET_ENDPOINT_URL",
+        description="output bucket for URL delivery (RunPod's `rp_upload` variables)",
+    )
+    bucket_access_key_id: SecretStr | None = Field(
+        None, validation_alias="BUCKET_ACCESS_KEY_ID", description="output bucket key id",
+    )
+    bucket_secret_access_key: SecretStr | None = Field(
+        None, validation_alias="BUCKET_SECRET_ACCESS_KEY", description="output bucket secret",
+    )
+    bucket_name: str | None = Field(
+        None, validation_alias="BUCKET_NAME",
+        description="output bucket name (default: RunPod's month-year name)",
+    )
+    git_sha: str | None = Field(
+        None, validation_alias="GIT_SHA",
+        description="the build's commit (a Docker build arg; a source checkout asks git)",
+    )
+    build_time: str | None = Field(
+        None, validation_alias="BUILD_TIME", description="the build's time (a Docker build arg)",
+    )
+    pod_id: str | None = Field(
+        None, validation_alias="RUNPOD_POD_ID", description="the worker id RunPod gives it",
+    )
+
+    _split_hosts = field_validator("trusted_voice_hosts", mode="before")(_comma_list)
+
+    @property
+    def output_bucket_configured(self) -> bool:
+        return bool(self.bucket_endpoint_url and self.bucket_access_key_id
+                    and self.bucket_secret_access_key)
+
+
+class ClientSettings(_EnvSettings):
+    """A caller: the endpoint client, the engines, the CLI and the notebooks."""
+
+    title: ClassVar[str] = "Client"
+
+    api_key: SecretStr | None = Field(
+        None, validation_alias="RUNPOD_API_KEY", description="RunPod API key",
+    )
+    endpoint_id: str | None = Field(
+        None, validation_alias="RUNPOD_ENDPOINT_ID",
+        description="the serverless endpoint (unset: localpod, where a command allows it)",
+    )
+    api_base: str = Field(
+        DEFAULT_API_BASE, validation_alias="RUNPOD_API_BASE",
+        description="RunPod's job API (localpod prints its own)",
+    )
+    management_api_base: str = Field(
+        DEFAULT_MANAGEMENT_API_BASE, validation_alias="RUNPOD_MANAGEMENT_API_BASE",
+        description="RunPod's management API, REST v2 (localpod prints its own)",
+    )
+    localpod_workers: int = Field(
+        1, ge=1, validation_alias="HONORA_LOCALPOD_WORKERS",
+        description="workers of an embedded localpod",
+    )
+    voices_dir: Path = Field(
+        Path("./voices"), validation_alias="HONORA_VOICES_DIR",
+        description="where `generate(..., voice, ...)` looks for voice files",
+    )
+    synthesis_params: dict[str, Any] = Field(
+        default_factory=dict, validation_alias="HONORA_SYNTHESIS_PARAMS",
+        description='JSON object of synthesis params every engine call starts from, e.g. '
+        '`{"temperature": 0.7}`',
+    )
+    expected_git_sha: str | None = Field(
+        None, validation_alias="EXPECTED_GIT_SHA",
+        description="the commit `verify` expects every worker to run",
+    )
+    asr_model: str | None = Field(
+        None, validation_alias="HONORA_ASR_MODEL",
+        description="a faster-whisper model (directory or name) for the speech checks; "
+        "unset: the offline pocketsphinx backend",
+    )
+
+    @field_validator("synthesis_params", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not JSON: {exc}") from None
+        return value
+
+    @field_validator("api_base", "management_api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http(s) URL such as {DEFAULT_API_BASE}")
+        return value
+
+
+class VoiceStoreSettings(_EnvSettings):
+    """Where a caller uploads reference voices (workers only ever see URLs)."""
+
+    title: ClassVar[str] = "Voice store"
+
+    kind: Literal["local", "s3", "supabase"] | None = Field(
+        None, validation_alias="HONORA_VOICE_STORE",
+        description="`local` (default with localpod), `s3` or `supabase` (unset: chosen from "
+        "the variables below)",
+    )
+    local_dir: Path = Field(
+        Path("~/.cache/honora-tts/voice-store"), validation_alias="HONORA_LOCAL_VOICE_STORE_DIR",
+        description="the local store's directory (served on 127.0.0.1)",
+    )
+    s3_bucket: str | None = Field(
+        None, validation_alias="HONORA_S3_BUCKET", description="S3-compatible bucket",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, validation_alias="HONORA_S3_ENDPOINT_URL",
+        description="S3 endpoint (unset: AWS)",
+    )
+    s3_prefix: str = Field(
+        "voices/", validation_alias="HONORA_S3_PREFIX", description="key prefix in the bucket",
+    )
+    aws_access_key_id: SecretStr | None = Field(
+        None, validation_alias="AWS_ACCESS_KEY_ID", description="S3 key id",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        None, validation_alias="AWS_SECRET_ACCESS_KEY", description="S3 secret",
+    )
+    aws_region: str | None = Field(
+        None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="S3 region (`AWS_DEFAULT_REGION` also read)",
+    )
+    supabase_url: str | None = Field(
+        None, validation_alias="SUPABASE_URL",
+        description="Supabase project URL (`https://<project>.supabase.co`)",
+    )
+    supabase_key: SecretStr | None = Field(
+        None, validation_alias="SUPABASE_KEY", description="Supabase service key",
+    )
+    supabase_bucket: str = Field(
+        "voices", validation_alias="HONORA_SUPABASE_BUCKET", description="Supabase bucket",
+    )
+    supabase_public: bool = Field(
+        False, validation_alias="HONORA_SUPABASE_PUBLIC",
+        description="the bucket is public (else signed URLs)",
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
+        # AWS_DEFAULT_REGION is the fallback name of aws_region.
+        if env is not None and not env.get("AWS_REGION") and env.get("AWS_DEFAULT_REGION"):
+            env = {**env, "AWS_REGION": env["AWS_DEFAULT_REGION"]}
+        return super().from_env(env, **overrides)
+
+
+SETTINGS_GROUPS: tuple[type[_EnvSettings], ...] = (WorkerSettings, ClientSettings,
+                                                     VoiceStoreSettings)
+
+
+def settings_table() -> str:
+    """README's settings table, in Markdown, from the field definitions above."""
+    lines: list[str] = []
+    for group in SETTINGS_GROUPS:
+        lines += [f"**{group.title}**", "", "| variable | default | meaning |", "|---|---|---|"]
+        for name, field in group.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            shown = "" if default in (None, [], {}) else f"`{default}`"
+            lines.append(f"| `{_env_name(name, field)}` | {shown} | {field.description} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

@@ -17,7 +17,7 @@ verify: setup
 	$(PY) -m honora_tts.cli verify
 
 bench: setup
-	$(PY) -m honora_tts.cli bench
+	$(PY) -m benchmarks
 
 # The reliability suite alone (make test runs it too); figures in artifacts/reliability/report.json.
 reliability: setup

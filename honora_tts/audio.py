@@ -55,7 +55,7 @@ def resample(samples: np.ndarray, rate_from: int, rate_to: int) -> np.ndarray:
     if rate_from == rate_to or samples.size == 0:
         return samples.copy()
     # Imported here: scipy.signal takes about 3 s to import on a 2-core CPU (a tenth of a
-    # worker's cold start, honora-tts bench p8), and most workers never resample.
+    # worker's cold start, python -m benchmarks p8), and most workers never resample.
     from scipy.signal import resample_poly
 
     ratio = Fraction(rate_to, rate_from)

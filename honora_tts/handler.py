@@ -151,7 +151,7 @@ async def handle_async(job: dict[str, Any]) -> dict[str, Any]:
     time, in a thread, so the SDK's worker loop keeps running and the waiting job starts the
     moment the previous one ends. With :func:`handle` the loop is blocked during a job and then
     sleeps in 1 s steps before taking the next (``rp_scale.get_jobs``): up to 1 s idle per job
-    (``honora-tts bench p3``). Same answers as :func:`handle`; never raises."""
+    (``python -m benchmarks p3``). Same answers as :func:`handle`; never raises."""
     global _one_at_a_time
     if _one_at_a_time is None:
         _one_at_a_time = asyncio.Semaphore(1)

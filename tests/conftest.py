@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["honora_tts.localpod.pytest_plugin"]
+pytest_plugins = ["localpod_fixtures"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

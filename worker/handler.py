@@ -9,7 +9,7 @@ Local checks (RunPod's official paths):
 ``honora_tts.handler``). ``HONORA_WORKER_CONCURRENCY`` sets jobs per worker (default 1).
 ``HONORA_PREFETCH=1`` registers the async handler with room for a second job: the worker takes
 its next job while one runs and starts it the moment the first ends (jobs still run one at a
-time). It saves the runpod worker loop's idle 0.5-1 s between queued jobs (``honora-tts bench
+time). It saves the runpod worker loop's idle 0.5-1 s between queued jobs (``python -m benchmarks
 p3``: 1.9x one worker's throughput under a full queue), at the price that a job may wait behind
 a busy worker while another worker is idle: use it when the queue is rarely empty.
 """

@@ -225,7 +225,7 @@ class LocalPod:
         clients (in this process). Torch otherwise starts one thread per core in every worker,
         and threads on the same cores thrash: on 2 cores two workers made an 8-token clip take
         5 to 17 s instead of under 1 s; one worker with 2 threads served 3 to 5 times fewer jobs
-        than with 1 thread while its clients polled (``honora-tts bench p3``)."""
+        than with 1 thread while its clients polled (``python -m benchmarks p3``)."""
         cores = max(1, (os.cpu_count() or 1) - 1)
         return max(1, cores // max(1, sum(self._requested[:2])))
 

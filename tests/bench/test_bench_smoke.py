@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from honora_tts import bench
-from honora_tts.bench.report import BenchResult, write_json
+import benchmarks as bench
+from benchmarks.report import BenchResult, write_json
 
 #: Figures each benchmark must report with a value in a --quick run.
 EXPECTED = {
@@ -28,12 +28,13 @@ EXPECTED = {
     "p7": ["bare_kernel_s", "01_deploy_verification_s"],
     "p8": ["probe_total_ms", "phase_model load (bare)", "total_over_load"],
 }
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SLOW = {"p1", "p2", "p3", "p4", "p6", "p7", "p8"}
 
 
 def _run(name: str, out: Path) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "honora_tts.cli", "bench", name, "--quick", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", name, "--quick", "--out", str(out)], cwd=REPO_ROOT,
         capture_output=True, text=True, timeout=1200, check=False, stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -50,7 +51,7 @@ def test_quick_run_writes_its_figures(name, tmp_path):
     assert data["benchmark"] == name and data["quick"] is True and data["error"] is None
     machine = data["machine"]
     assert machine["cores"] >= 1 and machine["torch"] and machine["load_average_at_start"]
-    assert data["command"].startswith(f"honora-tts bench {name} --quick")
+    assert data["command"].startswith(f"python -m benchmarks {name} --quick")
     figures = {f["key"]: f for f in data["figures"]}
     for key in EXPECTED[name]:
         assert key in figures, f"{name} lacks {key}: {sorted(figures)}"
@@ -72,10 +73,10 @@ def test_router_lists_and_refuses_unknown_names(capsys):
 
 def test_summary_table_collects_every_figure(tmp_path):
     result = BenchResult(name="p5", title="t", machine={"cores": 2, "load_average_at_start": [1]},
-                         quick=True, command="honora-tts bench p5")
+                         quick=True, command="python -m benchmarks p5")
     result.add("a", "figure a", 1.5, "ms", target="<= 2", met=True)
     result.add("b", "figure b", float("nan"), "x")
     path = write_json(result, tmp_path)
     assert json.loads(path.read_text())["figures"][1]["value"] is None  # NaN is not JSON
-    summary = bench.write_summary(["p5", "p1"], tmp_path, "honora-tts bench p5 p1").read_text()
+    summary = bench.write_summary(["p5", "p1"], tmp_path, "python -m benchmarks p5 p1").read_text()
     assert "| p5 | figure a | 1.5 ms |" in summary and "| p1 | (no result)" in summary

@@ -10,7 +10,7 @@ import pytest
 from localpod_testing import SCRIPTED
 
 from honora_tts.localpod import LocalPod
-from honora_tts.localpod.pytest_plugin import PodAPI
+from localpod_fixtures import PodAPI
 
 
 @pytest.fixture(scope="session")

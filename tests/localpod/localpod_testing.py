@@ -1,5 +1,5 @@
 """Helpers for localpod's tests: the scripted worker's settings. Raw API calls go through
-:class:`honora_tts.localpod.pytest_plugin.PodAPI`."""
+:class:`localpod_fixtures.PodAPI`."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from localpod_testing import SCRIPTED, wait_until
 from honora_tts.localpod import LocalPod
 from honora_tts.localpod.controlplane import MAX_RUN_BYTES, MAX_RUNSYNC_BYTES
 from honora_tts.localpod.jobs import TERMINAL_STATES
-from honora_tts.localpod.pytest_plugin import PodAPI
+from localpod_fixtures import PodAPI
 
 pytestmark = pytest.mark.integration
 

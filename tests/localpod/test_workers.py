@@ -12,7 +12,7 @@ import pytest
 from localpod_testing import SCRIPTED, wait_until
 
 from honora_tts.localpod import LocalPod, LocalPodError, WorkerStartError
-from honora_tts.localpod.pytest_plugin import PodAPI
+from localpod_fixtures import PodAPI
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from honora_tts.localpod import LocalPod
-from honora_tts.localpod.pytest_plugin import PodAPI
+from localpod_fixtures import PodAPI
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent

@@ -1,5 +1,5 @@
 """``handler.handle_async``: the plain handler in a thread, one job at a time (the worker change
-``honora-tts bench p3`` measures). No model needed: ``handle`` is replaced by a recorder."""
+``python -m benchmarks p3`` measures). No model needed: ``handle`` is replaced by a recorder."""
 
 from __future__ import annotations
 

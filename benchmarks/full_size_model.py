@@ -82,7 +82,7 @@ def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
         "seed": seed,
         "parameters": sum(t.numel() for t in state.values()),
         "default_max_new_tokens": DEFAULT_MAX_NEW_TOKENS,
-        "builder": "honora_tts.bench.full_size_model.build_full_size_checkpoint",
+        "builder": "benchmarks.full_size_model.build_full_size_checkpoint",
         "recipe": RECIPE,
     }
     (directory / _METADATA).write_text(json.dumps(metadata, indent=2) + "\n")

@@ -1,7 +1,7 @@
 """Which XTTS checkpoint a benchmark runs, and caches it starts empty.
 
 ``tiny`` is the offline tiny model (33 M parameters), ``full`` the full-size architecture with
-random weights (:mod:`honora_tts.bench.full_size_model`), anything else a checkpoint directory
+random weights (:mod:`benchmarks.full_size_model`), anything else a checkpoint directory
 (e.g. the real XTTS-v2 release). Random weights never stop: benchmarks bound generation.
 """
 
@@ -22,7 +22,7 @@ def resolve_checkpoint(name: str) -> tuple[Path, str]:
 
         return tiny_checkpoint_dir(0), "tiny (33 M, random weights)"
     if name == "full":
-        from honora_tts.bench.full_size_model import full_size_checkpoint_dir, parameters
+        from benchmarks.full_size_model import full_size_checkpoint_dir, parameters
 
         directory = full_size_checkpoint_dir(0)
         count = parameters(directory)

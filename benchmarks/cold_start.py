@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from honora_tts.bench.measures import Stopwatch, ratio, summarize
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.quiet_logs import quiet_library_logs
-from honora_tts.bench.report import BenchResult, fmt
+from benchmarks.measures import Stopwatch, ratio, summarize
+from benchmarks.options import BenchOptions
+from benchmarks.quiet_logs import quiet_library_logs
+from benchmarks.report import BenchResult, fmt
 
 PROBE = Path(__file__).with_name("cold_start_probe.py")
 PHASES = (

@@ -1,4 +1,4 @@
-"""``honora-tts bench [NAME ...]``: benchmarks that measure and print, never pass or fail.
+"""``python -m benchmarks [NAME ...]``: benchmarks that measure and print, never pass or fail.
 
 Each benchmark prints a table (figure, value, spread, target, met?) of medians, spread and
 ratios measured side by side in the same run, and writes ``artifacts/bench/<name>.json`` with
@@ -21,8 +21,8 @@ import time
 import traceback
 from pathlib import Path
 
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.report import DEFAULT_OUT, BenchResult, fmt, table, verdict_text, write_json
+from benchmarks.options import BenchOptions
+from benchmarks.report import DEFAULT_OUT, BenchResult, fmt, table, verdict_text, write_json
 
 #: name -> (module, title)
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -49,7 +49,7 @@ IN_PROCESS_THREADS = 1
 def build_parser() -> argparse.ArgumentParser:
     listing = ", ".join(f"{n} ({m.replace('_', '-')})" for n, (m, _) in BENCHMARKS.items())
     parser = argparse.ArgumentParser(
-        prog="honora-tts bench",
+        prog="python -m benchmarks",
         description="Benchmarks: print a table of medians, spread and ratios and write JSON "
         f"under artifacts/bench/. Names: {listing}. Default: all.",
     )
@@ -76,7 +76,7 @@ def resolve_names(names: list[str]) -> list[str]:
         name = raw.lower()
         name = ALIASES.get(name, name)
         if name not in BENCHMARKS:
-            raise SystemExit(f"honora-tts bench: unknown benchmark {raw!r}; known: "
+            raise SystemExit(f"python -m benchmarks: unknown benchmark {raw!r}; known: "
                              f"{', '.join(BENCHMARKS)} ({', '.join(ALIASES)})")
         if name not in resolved:
             resolved.append(name)
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(names: list[str], args: argparse.Namespace) -> str:
-    return shlex.join(["honora-tts", "bench", *names, *_flags(args)])
+    return shlex.join(["python", "-m", "benchmarks", *names, *_flags(args)])
 
 
 def _flags(args: argparse.Namespace) -> list[str]:
@@ -125,7 +125,7 @@ def _flags(args: argparse.Namespace) -> list[str]:
 def run_one(name: str, options: BenchOptions, command: str) -> int:
     """Run one benchmark in this process: print its table, write its JSON. Returns 1 only
     when the benchmark itself broke (never because a figure missed its target)."""
-    from honora_tts.bench.machine import machine_facts
+    from benchmarks.machine import machine_facts
 
     module_name, title = BENCHMARKS[name]
     device = options.device if name == "p6" else "cpu"
@@ -136,7 +136,7 @@ def run_one(name: str, options: BenchOptions, command: str) -> int:
     result = BenchResult(name=name, title=title, machine=machine_facts(device),
                          quick=options.quick, command=command)
     try:
-        module = importlib.import_module(f"honora_tts.bench.{module_name}")
+        module = importlib.import_module(f"benchmarks.{module_name}")
         module.run(options, result)
     except Exception as exc:  # noqa: BLE001 - recorded in the result and the exit code
         result.error = f"{type(exc).__name__}: {exc}"
@@ -154,7 +154,7 @@ def run_many(names: list[str], args: argparse.Namespace) -> int:
     failures = []
     started = time.perf_counter()
     for name in names:
-        command = [sys.executable, "-m", "honora_tts.cli", "bench", name, *_flags(args)]
+        command = [sys.executable, "-m", "benchmarks", name, *_flags(args)]
         print(f"\n### {name}: {BENCHMARKS[name][1]}", flush=True)
         try:
             code = subprocess.run(command, check=False, timeout=PER_BENCHMARK_TIMEOUT_S,

@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from honora_tts.bench.measures import summarize
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.quiet_logs import quiet_library_logs
-from honora_tts.bench.report import BenchResult, fmt
+from benchmarks.measures import summarize
+from benchmarks.options import BenchOptions
+from benchmarks.quiet_logs import quiet_library_logs
+from benchmarks.report import BenchResult, fmt
 
 #: The tests' budget for the three notebooks (tests/notebooks/conftest.py).
 BUDGET_S = 180.0

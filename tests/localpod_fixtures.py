@@ -1,5 +1,5 @@
 """pytest fixtures for tests that run against localpod (register with
-``pytest_plugins = ["honora_tts.localpod.pytest_plugin"]``).
+``pytest_plugins = ["localpod_fixtures"]``).
 
 - ``localpod``: one pod per test session, two current workers (``worker/handler.py``) with the
   tiny model, ready before the first test that uses it.

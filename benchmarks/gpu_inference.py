@@ -6,8 +6,8 @@ throughput with 4 and 16 requests at once (threads sharing one model, as a worke
 
 Run it on a GPU machine::
 
-    honora-tts bench p6 --device cuda --fp16 both            # full-size, random weights
-    honora-tts bench p6 --device cuda --fp16 both --model /path/to/XTTS-v2
+    python -m benchmarks p6 --device cuda --fp16 both            # full-size, random weights
+    python -m benchmarks p6 --device cuda --fp16 both --model /path/to/XTTS-v2
 
 On a CPU (``--device cpu``, the default) it runs the tiny model with short utterances: the
 code path is the same, the GPU targets stay open. Random weights never emit the stop token,
@@ -21,12 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from honora_tts.bench import coqui_baseline
-from honora_tts.bench.checkpoints import empty_caches, resolve_checkpoint
-from honora_tts.bench.measures import Stopwatch, ratio, summarize
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.quiet_logs import quiet_library_logs
-from honora_tts.bench.report import BenchResult, Verdict, fmt
+from benchmarks import coqui_baseline
+from benchmarks.checkpoints import empty_caches, resolve_checkpoint
+from benchmarks.measures import Stopwatch, ratio, summarize
+from benchmarks.options import BenchOptions
+from benchmarks.quiet_logs import quiet_library_logs
+from benchmarks.report import BenchResult, Verdict, fmt
 
 TEXT = ("Streaming lets a listener hear the first words while the rest of the sentence is "
         "still being generated, which matters most for long answers.")
@@ -144,7 +144,7 @@ def run(options: BenchOptions, result: BenchResult) -> None:
                        measured=measured, text=TEXT)
     if not gpu:
         result.notes.append("GPU figures still open: this run is on a CPU (no GPU machine "
-                            "was lent); run `honora-tts bench p6 --device cuda --fp16 both` "
+                            "was lent); run `python -m benchmarks p6 --device cuda --fp16 both` "
                             "on one")
     result.notes.append(f"model {label}, {tokens} tokens per utterance ({seconds:g} s), "
                         f"{device}")

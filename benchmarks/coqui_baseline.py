@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from honora_tts.bench.measures import Stopwatch
+from benchmarks.measures import Stopwatch
 
 #: The synthesis defaults honora uses (the release's config.json), so both sides do the same
 #: work.

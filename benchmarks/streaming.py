@@ -4,7 +4,7 @@ generation bounded to the tokens of 10 s), CPU.
 
 Per repeat, in alternating order: ``XttsModel.synthesize`` (whole) and ``XttsModel.stream``
 with honora's incremental vocoder; once, plain coqui's ``inference_stream`` on the same
-checkpoint (:mod:`honora_tts.bench.coqui_baseline`; it re-runs the vocoder over every latent so
+checkpoint (:mod:`benchmarks.coqui_baseline`; it re-runs the vocoder over every latent so
 far for each chunk). On the full-size model both streams are timed to their first chunk only
 (coqui's whole stream took 139 s for 10 s of audio on this machine, honora's 71 s). The first
 chunk's time is split into GPT (prefix and the first ``stream_chunk_size`` tokens) and vocoder,
@@ -18,12 +18,12 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from honora_tts.bench import coqui_baseline
-from honora_tts.bench.checkpoints import empty_caches, resolve_checkpoint
-from honora_tts.bench.measures import Stopwatch, paired_ratios, ratio, summarize
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.quiet_logs import quiet_library_logs
-from honora_tts.bench.report import BenchResult, fmt
+from benchmarks import coqui_baseline
+from benchmarks.checkpoints import empty_caches, resolve_checkpoint
+from benchmarks.measures import Stopwatch, paired_ratios, ratio, summarize
+from benchmarks.options import BenchOptions
+from benchmarks.quiet_logs import quiet_library_logs
+from benchmarks.report import BenchResult, fmt
 
 TEXT = ("Streaming lets a listener hear the first words while the rest of the sentence is "
         "still being generated, which matters most for long answers.")

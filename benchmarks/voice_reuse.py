@@ -22,12 +22,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from honora_tts.bench.checkpoints import empty_caches, resolve_checkpoint
-from honora_tts.bench.measures import Stopwatch, paired_ratios, summarize
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.quiet_logs import quiet_library_logs
-from honora_tts.bench.report import BenchResult, fmt
-from honora_tts.bench.voice_files import write_voice
+from benchmarks.checkpoints import empty_caches, resolve_checkpoint
+from benchmarks.measures import Stopwatch, paired_ratios, summarize
+from benchmarks.options import BenchOptions
+from benchmarks.quiet_logs import quiet_library_logs
+from benchmarks.report import BenchResult, fmt
+from benchmarks.voice_files import write_voice
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 TARGET_REPEAT_RATIO = 1.05

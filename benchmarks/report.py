@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from honora_tts.bench.machine import load_average
-from honora_tts.bench.measures import Summary
+from benchmarks.machine import load_average
+from benchmarks.measures import Summary
 
 DEFAULT_OUT = Path("artifacts/bench")
 

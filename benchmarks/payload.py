@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.report import BenchResult
-from honora_tts.bench.voice_files import write_voice
+from benchmarks.options import BenchOptions
+from benchmarks.report import BenchResult
+from benchmarks.voice_files import write_voice
 
 TEXT = "Welcome to Honora. This sentence is spoken in the cloned voice."
 #: Voice lengths measured; the 30 s one carries the targets.

@@ -1,11 +1,11 @@
-"""What a benchmark run was asked for (``honora-tts bench`` flags)."""
+"""What a benchmark run was asked for (``python -m benchmarks`` flags)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from honora_tts.bench.report import DEFAULT_OUT
+from benchmarks.report import DEFAULT_OUT
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class BenchOptions:
     #: Overrides each benchmark's repeat count.
     repeats: int | None = None
     #: torch threads for the benchmarks that run the model in their own process on a CPU
-    #: (default 1: see :data:`honora_tts.bench.IN_PROCESS_THREADS`).
+    #: (default 1: see :data:`benchmarks.IN_PROCESS_THREADS`).
     threads: int | None = None
 
     def repeats_or(self, default: int, quick: int) -> int:

@@ -30,10 +30,10 @@ import time
 import uuid
 from typing import Any
 
-from honora_tts.bench.measures import Stopwatch, ratio, summarize
-from honora_tts.bench.options import BenchOptions
-from honora_tts.bench.quiet_logs import quiet_library_logs
-from honora_tts.bench.report import BenchResult, fmt
+from benchmarks.measures import Stopwatch, ratio, summarize
+from benchmarks.options import BenchOptions
+from benchmarks.quiet_logs import quiet_library_logs
+from benchmarks.report import BenchResult, fmt
 
 #: Pause before each measured request (uniform in this range): longer than the SDK worker loop's
 #: 1 s sleep, so the worker is back in its held job-take poll when the job arrives.

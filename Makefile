@@ -24,7 +24,7 @@ reliability: setup
 	$(PY) -m pytest -m reliability $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check honora_tts worker tests
+	$(VENV)/bin/ruff check honora_tts worker tests benchmarks tts_engines
 	$(VENV)/bin/hadolint Dockerfile.runpod
 
 # Re-resolve both lock files after editing pyproject.toml (needs the package registry).

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from localpod_fixtures import PodAPI
 from localpod_testing import SCRIPTED
 
 from honora_tts.localpod import LocalPod
-from localpod_fixtures import PodAPI
 
 
 @pytest.fixture(scope="session")

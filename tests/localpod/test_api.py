@@ -9,12 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
+from localpod_fixtures import PodAPI
 from localpod_testing import SCRIPTED, wait_until
 
 from honora_tts.localpod import LocalPod
 from honora_tts.localpod.controlplane import MAX_RUN_BYTES, MAX_RUNSYNC_BYTES
 from honora_tts.localpod.jobs import TERMINAL_STATES
-from localpod_fixtures import PodAPI
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import itertools
 import httpx
 import psutil
 import pytest
+from localpod_fixtures import PodAPI
 from localpod_testing import SCRIPTED, wait_until
 
 from honora_tts.localpod import LocalPod, LocalPodError, WorkerStartError
-from localpod_fixtures import PodAPI
 
 pytestmark = pytest.mark.integration
 

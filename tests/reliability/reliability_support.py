@@ -21,8 +21,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from honora_tts.localpod import LocalPod
 from localpod_fixtures import PodAPI
+
+from honora_tts.localpod import LocalPod
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent

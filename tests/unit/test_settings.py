@@ -82,7 +82,7 @@ def test_every_variable_is_declared_once() -> None:
 
 def test_readme_settings_table_is_generated_from_the_settings() -> None:
     text = README.read_text()
-    match = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", text, re.S)
+    match = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", text, re.DOTALL)
     assert match, "README lacks the settings table markers"
     assert match.group(1) == settings_table(), (
         "README's settings table is out of date: regenerate it with "

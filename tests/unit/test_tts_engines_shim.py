@@ -8,9 +8,9 @@ import sys
 
 def test_tts_engines_is_the_same_engine_manager() -> None:
     import tts_engines.engine_manager as by_submodule
-    from tts_engines import engine_manager
 
     from honora_tts import engine_manager as honora_manager
+    from tts_engines import engine_manager
 
     assert engine_manager is honora_manager is by_submodule
     assert "xtts-runpod" in engine_manager.available_engines()

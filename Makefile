@@ -25,6 +25,7 @@ reliability: setup
 
 lint: setup
 	$(VENV)/bin/ruff check honora_tts worker tests benchmarks tts_engines
+	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint Dockerfile.runpod
 
 # Re-resolve both lock files after editing pyproject.toml (needs the package registry).

@@ -38,6 +38,10 @@ class ConfigurationError(HonoraClientError):
     """The client is not configured (endpoint id, API key, base URL)."""
 
 
+class EndpointNotConfigured(ConfigurationError):
+    """No endpoint was named: ``RUNPOD_ENDPOINT_ID`` is unset and no ``endpoint`` was given."""
+
+
 class InvalidRequest(HonoraClientError, ValueError):
     """The request was refused by the client before anything was sent. ``code`` is the
     protocol's error code when the worker would have refused it the same way."""

@@ -77,11 +77,26 @@ class EndpointClient:
         self.source = "arguments"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> EndpointClient:
-        """A client for ``RUNPOD_ENDPOINT_ID``/``RUNPOD_API_KEY``/``RUNPOD_API_BASE``. Without an
-        endpoint id it uses a running localpod, else starts one for this process (noise audio
-        from a tiny random-weights model; a loud warning says so)."""
-        settings = settings_from_env(os.environ if env is None else env)
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        *,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        **kwargs: Any,
+    ) -> EndpointClient:
+        """A client for the endpoint ``RUNPOD_ENDPOINT_ID`` names (key ``RUNPOD_API_KEY``,
+        base ``RUNPOD_API_BASE``), read from ``env`` (default ``os.environ``).
+
+        ``endpoint`` overrides the id; ``endpoint="localpod"`` opts in to a local endpoint: a
+        running ``honora-tts localpod``, else one started for this process (noise audio from a
+        tiny random-weights model; a loud warning says so; needs ``honora-tts[localpod]``).
+        Without either, :class:`EndpointNotConfigured` says what to set."""
+        settings = settings_from_env(
+            os.environ if env is None else env, endpoint=endpoint, api_key=api_key,
+            api_base=api_base,
+        )
         client = cls(settings.endpoint_id, settings.api_key, settings.api_base, **kwargs)
         client.source = settings.source
         return client

@@ -13,13 +13,13 @@ import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-
 from honora_tts.client._deadline import Deadline
 from honora_tts.client._exceptions import InvalidResponse
 from honora_tts.client.results import AudioChunk, JobStatus, SynthesisResult, Timings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from honora_tts.client._envelope import ResponseReader
     from honora_tts.client.audio_delivery import AudioFetcher
     from honora_tts.client.job_runner import JobRunner
@@ -146,6 +146,8 @@ class SynthesisStream:
                 response.audio.format, response.audio.sample_rate, response.audio.duration_s
             )
         else:
+            import numpy as np
+
             samples = (
                 np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
             )

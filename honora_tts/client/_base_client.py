@@ -211,7 +211,7 @@ class BaseClient:
                     request_id=request_id, job_id=job_id,
                 )
         deadline = deadline or Deadline(None)
-        ids = {"request_id": request_id, "job_id": job_id}
+        ids: dict[str, Any] = {"request_id": request_id, "job_id": job_id}
         retrying = self._retrying(f"{method} /{path}", deadline, ids, submits_job=submits_job)
         try:
             return retrying(
@@ -243,7 +243,7 @@ class BaseClient:
         """``GET url`` (no credentials; redirects followed) under the same retry policy as a
         read, the body streamed and capped at ``max_response_bytes`` after decompression."""
         deadline = deadline or Deadline(None)
-        ids = {"request_id": request_id, "job_id": job_id}
+        ids: dict[str, Any] = {"request_id": request_id, "job_id": job_id}
         retrying = self._retrying("GET audio URL", deadline, ids, submits_job=False)
         try:
             return retrying(self._download_once, url, deadline, ids)
@@ -251,7 +251,7 @@ class BaseClient:
             raise EndpointUnavailable(f"could not download the audio: {exc.cause}", **ids) from exc
 
     def _retrying(
-        self, route: str, deadline: Deadline, ids: dict[str, str | None], *, submits_job: bool
+        self, route: str, deadline: Deadline, ids: dict[str, Any], *, submits_job: bool
     ) -> Retrying:
         """The retry rule: what is safe to re-send, how long to wait, when to stop."""
 
@@ -285,7 +285,7 @@ class BaseClient:
         )
 
     def _download_once(
-        self, url: str, deadline: Deadline, ids: dict[str, str | None]
+        self, url: str, deadline: Deadline, ids: dict[str, Any]
     ) -> bytes:
         try:
             with self._downloads.stream("GET", url, timeout=deadline.clip(self.timeout)) as rsp:
@@ -315,7 +315,7 @@ class BaseClient:
         params: Mapping[str, Any] | None,
         request_id: str | None,
         deadline: Deadline,
-        ids: dict[str, str | None],
+        ids: dict[str, Any],
         timeout: httpx.Timeout,
     ) -> Any:
         headers = {}
@@ -353,7 +353,7 @@ class BaseClient:
         path: str,
         response: httpx.Response,
         body: bytes,
-        ids: dict[str, str | None],
+        ids: dict[str, Any],
     ) -> Any:
         status = response.status_code
         route = f"{method} /{path}"

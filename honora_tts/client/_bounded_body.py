@@ -49,7 +49,7 @@ class _Inflater:
 
 
 def read_body(
-    response: httpx.Response, limit: int, what: str, ids: dict[str, str | None]
+    response: httpx.Response, limit: int, what: str, ids: dict[str, Any]
 ) -> bytes:
     """The body of a streamed ``response``, decompressed, refusing more than ``limit`` bytes.
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,7 +242,7 @@ class JobRunner:
 
     def stream_polls(
         self, job_id: str, request_id: str | None, deadline: Deadline
-    ) -> Iterator[Poll]:
+    ) -> Generator[Poll, None, None]:
         """Poll ``/stream`` until the job is final: one :class:`Poll` per answer, with its new
         outputs. Closing the iterator early cancels the job."""
 
@@ -270,7 +270,7 @@ class JobRunner:
         request_id: str | None,
         deadline: Deadline,
         read: Callable[[], Poll],
-    ) -> Iterator[Poll]:
+    ) -> Generator[Poll, None, None]:
         """The polling loop: ``read()`` until a final poll, pausing by :class:`PollSchedule`.
 
         At the deadline the job is cancelled and :class:`JobTimedOut` raised (also when the

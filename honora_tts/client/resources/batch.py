@@ -27,6 +27,7 @@ from honora_tts.client.results import (
     SectionRequest,
 )
 from honora_tts.protocol import (
+    ErrorCode,
     ErrorInfo,
     Section,
     SectionResult,
@@ -169,7 +170,7 @@ class BatchSynthesis:
             )
             return SectionOutcome(id=item.id, index=index, error=error)
         if section.status == "error" or section.audio is None:
-            info = section.error or ErrorInfo(code="internal_error", message="no audio")
+            info = section.error or ErrorInfo(code=ErrorCode.INTERNAL_ERROR, message="no audio")
             error = JobFailed(info.code.value, info.message, field=info.field,
                               version=response.version, status=status.status, **ids)
             return SectionOutcome(id=item.id, index=index, error=error)

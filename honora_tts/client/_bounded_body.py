@@ -8,6 +8,7 @@ held, however much the body would inflate.
 
 from __future__ import annotations
 
+import io
 import zlib
 from typing import Any
 
@@ -19,6 +20,8 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 #: ``deflate`` is meant to be zlib-wrapped; some servers send raw deflate (httpx accepts both).
 _ZLIB_WBITS = zlib.MAX_WBITS
 _RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
+#: Inflate at most this much at a time (one network chunk may inflate a thousandfold).
+_INFLATE_STEP = 1 << 20
 
 
 class _Inflater:
@@ -76,23 +79,25 @@ def read_body(
     if declared.isdigit() and int(declared) > limit:
         raise ResponseTooLarge(f"{what} ({int(declared):,} bytes declared)", limit, **ids)
     inflater = _Inflater(encodings[0]) if encodings else None
-    body = bytearray()
+    # BytesIO.getvalue() hands over its buffer without a copy: the peak stays near the body.
+    body = io.BytesIO()
     for chunk in response.iter_raw():
         if inflater is None:
-            body += chunk
+            body.write(chunk)
         else:
             data = chunk
             while data:
                 try:
-                    body += inflater.feed(data, limit - len(body) + 1)
+                    room = limit - body.tell() + 1
+                    body.write(inflater.feed(data, min(room, _INFLATE_STEP)))
                 except zlib.error as exc:
                     raise InvalidResponse(
                         f"{what} is not valid {inflater.encoding} data: {exc}", **ids
                     ) from exc
-                if len(body) > limit:
+                if body.tell() > limit:
                     break
                 data = inflater.pending
-        if len(body) > limit:
+        if body.tell() > limit:
             response.close()
             raise ResponseTooLarge(what, limit, **ids)
-    return bytes(body)
+    return body.getvalue()

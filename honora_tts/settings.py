@@ -197,7 +197,8 @@ class ClientSettings(_EnvSettings):
     )
     endpoint_id: str | None = Field(
         None, validation_alias="RUNPOD_ENDPOINT_ID",
-        description="the serverless endpoint (unset: localpod, where a command allows it)",
+        description="the serverless endpoint (unset: an error naming it, except where localpod "
+        "is asked for or announced)",
     )
     api_base: str = Field(
         DEFAULT_API_BASE, validation_alias="RUNPOD_API_BASE",
@@ -209,7 +210,8 @@ class ClientSettings(_EnvSettings):
     )
     localpod_workers: int = Field(
         1, ge=1, validation_alias="HONORA_LOCALPOD_WORKERS",
-        description="workers of an embedded localpod",
+        description="workers of the localpod `from_env(endpoint=\"localpod\")` starts when none "
+        "runs",
     )
     voices_dir: Path = Field(
         Path("./voices"), validation_alias="HONORA_VOICES_DIR",

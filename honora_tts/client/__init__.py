@@ -1,7 +1,8 @@
 """RunPod endpoint client for honora's XTTS workers.
 
 >>> from honora_tts.client import EndpointClient
->>> client = EndpointClient.from_env()
+>>> client = EndpointClient.from_env()  # RUNPOD_ENDPOINT_ID, RUNPOD_API_KEY
+>>> local = EndpointClient.from_env(endpoint="localpod")  # opt in to a local endpoint
 >>> result = client.synthesize("Hello world.", voice="voices/billy.wav")
 >>> result.save("hello.wav")
 """
@@ -11,6 +12,7 @@ from honora_tts.client._exceptions import (
     APIError,
     AuthenticationError,
     ConfigurationError,
+    EndpointNotConfigured,
     EndpointUnavailable,
     HonoraClientError,
     InvalidRequest,
@@ -23,10 +25,12 @@ from honora_tts.client._exceptions import (
     PayloadTooLarge,
     RateLimited,
     RequestIdMismatch,
+    ResponseTooLarge,
     StaleWorkerError,
     SubmissionUncertain,
     VoiceUploadFailed,
 )
+from honora_tts.client._redaction import install_redaction
 from honora_tts.client.endpoint import EndpointClient
 from honora_tts.client.results import (
     AudioChunk,
@@ -55,6 +59,7 @@ __all__ = [
     "ConfigurationError",
     "EndpointClient",
     "EndpointHealth",
+    "EndpointNotConfigured",
     "EndpointUnavailable",
     "HealthReport",
     "HonoraClientError",
@@ -69,6 +74,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "RequestIdMismatch",
+    "ResponseTooLarge",
     "RetryPolicy",
     "SectionOutcome",
     "SectionRequest",
@@ -78,5 +84,6 @@ __all__ = [
     "SynthesisStream",
     "Timings",
     "VoiceUploadFailed",
+    "install_redaction",
     "new_request_id",
 ]

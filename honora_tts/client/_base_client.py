@@ -35,6 +35,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from honora_tts.client import _constants as C
+from honora_tts.client._bounded_body import read_body
 from honora_tts.client._deadline import Deadline
 from honora_tts.client._exceptions import (
     APIError,
@@ -138,24 +139,35 @@ class BaseClient:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_response_bytes: int = C.MAX_RESPONSE_BYTES,
     ) -> None:
+        """``max_response_bytes`` caps every body this transport reads, after decompression
+        (API answers and downloads)."""
         register_secret(api_key)
         self.api_base = api_base.rstrip("/")
         self.endpoint_id = endpoint_id
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.max_response_bytes = max_response_bytes
         self._api_key = api_key
+        agent = f"honora-tts/{package_version()}"
         self._http = httpx.Client(
             base_url=f"{self.api_base}/{endpoint_id}/",
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "Accept": "application/json",
-                "User-Agent": f"honora-tts/{package_version()}",
+                "Accept-Encoding": C.ACCEPT_ENCODING,
+                "User-Agent": agent,
             },
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
+        )
+        # Audio URLs (signed bucket URLs) get no credentials and may redirect.
+        self._downloads = httpx.Client(
+            headers={"Accept-Encoding": C.ACCEPT_ENCODING, "User-Agent": agent},
+            timeout=timeout, transport=transport, follow_redirects=True,
         )
 
     def __repr__(self) -> str:
@@ -166,6 +178,7 @@ class BaseClient:
 
     def close(self) -> None:
         self._http.close()
+        self._downloads.close()
 
     # ------------------------------------------------------------------ request
 
@@ -198,36 +211,8 @@ class BaseClient:
                     request_id=request_id, job_id=job_id,
                 )
         deadline = deadline or Deadline(None)
-        ids = {"request_id": request_id, "job_id": job_id}
-
-        def retryable(exc: BaseException) -> bool:
-            retry_after = getattr(exc, "retry_after_s", None)
-            if retry_after is not None and retry_after > self.retry.retry_after_cap_s:
-                return False
-            if isinstance(exc, RateLimited):
-                return True
-            if isinstance(exc, _ConnectionFailed):
-                return not exc.sent or not submits_job
-            if isinstance(exc, EndpointUnavailable):
-                return not submits_job and exc.status_code in C.RETRYABLE_STATUS_CODES
-            return False
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "retrying %s /%s in %.2fs (attempt %d of %d failed: %s) request_id=%s job_id=%s",
-                method, path, state.upcoming_sleep, state.attempt_number,
-                self.retry.max_attempts, exc, request_id, job_id,
-            )
-
-        retrying = Retrying(
-            retry=retry_if_exception(retryable),
-            stop=stop_after_attempt(self.retry.max_attempts) | _StopAtDeadline(deadline),
-            wait=_WaitRetryAfterOrBackoff(self.retry),
-            sleep=self.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
+        ids: dict[str, Any] = {"request_id": request_id, "job_id": job_id}
+        retrying = self._retrying(f"{method} /{path}", deadline, ids, submits_job=submits_job)
         try:
             return retrying(
                 self._send_once, method, path, content, params, request_id, deadline, ids,
@@ -247,6 +232,81 @@ class BaseClient:
                 **ids,
             ) from exc
 
+    def download(
+        self,
+        url: str,
+        *,
+        deadline: Deadline | None = None,
+        request_id: str | None = None,
+        job_id: str | None = None,
+    ) -> bytes:
+        """``GET url`` (no credentials; redirects followed) under the same retry policy as a
+        read, the body streamed and capped at ``max_response_bytes`` after decompression."""
+        deadline = deadline or Deadline(None)
+        ids: dict[str, Any] = {"request_id": request_id, "job_id": job_id}
+        retrying = self._retrying("GET audio URL", deadline, ids, submits_job=False)
+        try:
+            return retrying(self._download_once, url, deadline, ids)
+        except _ConnectionFailed as exc:
+            raise EndpointUnavailable(f"could not download the audio: {exc.cause}", **ids) from exc
+
+    def _retrying(
+        self, route: str, deadline: Deadline, ids: dict[str, Any], *, submits_job: bool
+    ) -> Retrying:
+        """The retry rule: what is safe to re-send, how long to wait, when to stop."""
+
+        def retryable(exc: BaseException) -> bool:
+            retry_after = getattr(exc, "retry_after_s", None)
+            if retry_after is not None and retry_after > self.retry.retry_after_cap_s:
+                return False
+            if isinstance(exc, RateLimited):
+                return True
+            if isinstance(exc, _ConnectionFailed):
+                return not exc.sent or not submits_job
+            if isinstance(exc, EndpointUnavailable):
+                return not submits_job and exc.status_code in C.RETRYABLE_STATUS_CODES
+            return False
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "retrying %s in %.2fs (attempt %d of %d failed: %s) request_id=%s job_id=%s",
+                route, state.upcoming_sleep, state.attempt_number, self.retry.max_attempts,
+                exc, ids.get("request_id"), ids.get("job_id"),
+            )
+
+        return Retrying(
+            retry=retry_if_exception(retryable),
+            stop=stop_after_attempt(self.retry.max_attempts) | _StopAtDeadline(deadline),
+            wait=_WaitRetryAfterOrBackoff(self.retry),
+            sleep=self.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _download_once(
+        self, url: str, deadline: Deadline, ids: dict[str, Any]
+    ) -> bytes:
+        try:
+            with self._downloads.stream("GET", url, timeout=deadline.clip(self.timeout)) as rsp:
+                status = rsp.status_code
+                if status >= 300:
+                    message = (
+                        f"the audio URL answered {status}; the output bucket may have expired "
+                        "it or refuse this client"
+                    )
+                    if status in C.RETRYABLE_STATUS_CODES:
+                        raise EndpointUnavailable(
+                            message, status_code=status,
+                            retry_after_s=parse_retry_after(rsp.headers), **ids,
+                        )
+                    raise InvalidResponse(message, **ids)
+                return read_body(rsp, self.max_response_bytes, "the audio download", ids)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise _ConnectionFailed(self._describe(exc), sent=False, **ids) from exc
+        except httpx.TransportError as exc:
+            raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
+
     def _send_once(
         self,
         method: str,
@@ -255,7 +315,7 @@ class BaseClient:
         params: Mapping[str, Any] | None,
         request_id: str | None,
         deadline: Deadline,
-        ids: dict[str, str | None],
+        ids: dict[str, Any],
         timeout: httpx.Timeout,
     ) -> Any:
         headers = {}
@@ -263,16 +323,24 @@ class BaseClient:
             headers[C.REQUEST_ID_HEADER] = request_id
         if content is not None:
             headers["Content-Type"] = "application/json"
+        request = self._http.build_request(
+            method, path, content=content, params=params, headers=headers,
+            timeout=deadline.clip(timeout),
+        )
         try:
-            response = self._http.request(
-                method, path, content=content, params=params, headers=headers,
-                timeout=deadline.clip(timeout),
-            )
+            response = self._http.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise _ConnectionFailed(self._describe(exc), sent=False, **ids) from exc
         except httpx.TransportError as exc:
             raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
-        return self._parse(method, path, response, ids)
+        try:
+            body = read_body(response, self.max_response_bytes, f"the answer to {method} /{path}",
+                             ids)
+        except httpx.TransportError as exc:
+            raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
+        finally:
+            response.close()
+        return self._parse(method, path, response, body, ids)
 
     @staticmethod
     def _describe(exc: httpx.TransportError) -> str:
@@ -280,23 +348,28 @@ class BaseClient:
         return redact(f"{type(exc).__name__}: {detail}")
 
     def _parse(
-        self, method: str, path: str, response: httpx.Response, ids: dict[str, str | None]
+        self,
+        method: str,
+        path: str,
+        response: httpx.Response,
+        body: bytes,
+        ids: dict[str, Any],
     ) -> Any:
         status = response.status_code
         route = f"{method} /{path}"
         if status < 300:
-            if not response.content:
+            if not body:
                 return {}
             try:
-                return response.json()
+                return json.loads(body)
             except ValueError as exc:
                 raise InvalidResponse(
                     f"{route} answered {status} with a body that is not JSON: "
-                    f"{_snippet(response)!r}",
+                    f"{_snippet(response, body)!r}",
                     **ids,
                 ) from exc
         retry_after = parse_retry_after(response.headers)
-        snippet = _snippet(response)
+        snippet = _snippet(response, body)
         if status in (401, 403):
             raise AuthenticationError(
                 f"{route} was refused ({status}): the API key is missing, wrong or has no access "
@@ -337,11 +410,11 @@ def _route_limit(path: str) -> int:
     return C.RUN_PAYLOAD_LIMIT_BYTES
 
 
-def _snippet(response: httpx.Response) -> str:
+def _snippet(response: httpx.Response, body: bytes) -> str:
     try:
-        text = response.text
-    except (UnicodeDecodeError, httpx.ResponseNotRead):
-        return f"{len(response.content)} bytes"
+        text = body[: _BODY_SNIPPET_CHARS * 4].decode(response.encoding or "utf-8", "replace")
+    except LookupError:
+        return f"{len(body)} bytes"
     text = " ".join(text.split())
     if len(text) > _BODY_SNIPPET_CHARS:
         text = text[:_BODY_SNIPPET_CHARS] + "..."

@@ -21,6 +21,12 @@ REQUEST_ID_HEADER = "X-Request-ID"
 RUN_PAYLOAD_LIMIT_BYTES = 10_000_000
 RUNSYNC_PAYLOAD_LIMIT_BYTES = 20_000_000
 
+#: The most bytes the client reads from one response body after decompression (JSON answers
+#: and audio downloads alike): a gzip answer of 300 KB may inflate to 300 MB.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: Content encodings the client asks for and inflates itself, under the cap above.
+ACCEPT_ENCODING = "gzip, deflate"
+
 #: Per-call timeouts: connecting must be quick; reading a result may take a while.
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
 #: The longest a single synthesis job may take, queue included, before it is cancelled.

@@ -38,6 +38,10 @@ class ConfigurationError(HonoraClientError):
     """The client is not configured (endpoint id, API key, base URL)."""
 
 
+class EndpointNotConfigured(ConfigurationError):
+    """No endpoint was named: ``RUNPOD_ENDPOINT_ID`` is unset and no ``endpoint`` was given."""
+
+
 class InvalidRequest(HonoraClientError, ValueError):
     """The request was refused by the client before anything was sent. ``code`` is the
     protocol's error code when the worker would have refused it the same way."""
@@ -109,6 +113,22 @@ class VoiceUploadFailed(HonoraClientError):
 
 class InvalidResponse(HonoraClientError):
     """The endpoint or the worker answered something the client cannot read."""
+
+
+class ResponseTooLarge(InvalidResponse):
+    """A response body (an API answer or a downloaded audio file) grew past the client's cap on
+    decompressed bytes; the client stopped reading it."""
+
+    def __init__(self, what: str, limit: int, **ids: Any) -> None:
+        self.limit = limit
+        super().__init__(
+            f"{what} is larger than the client's cap of {limit:,} bytes (after "
+            "decompression); the client stopped reading it. A compressed answer that inflates "
+            "this much is a decompression bomb or a misbehaving server. If the endpoint "
+            "legitimately sends this much, raise the cap: "
+            f"EndpointClient(..., max_response_bytes=N) (now {limit:,}).",
+            **ids,
+        )
 
 
 class RequestIdMismatch(InvalidResponse):

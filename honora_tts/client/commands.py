@@ -21,6 +21,7 @@ from honora_tts.client._exceptions import (
     InvalidRequest,
 )
 from honora_tts.client.endpoint import EndpointClient
+from honora_tts.client.local_files import output_format, resolve_voice_file, voices_dir
 from honora_tts.client.results import HealthReport, SectionRequest, SynthesisResult
 
 EXIT_OK = 0
@@ -35,6 +36,9 @@ class _UsageError(Exception):
 def _parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"honora-tts {prog}", description=description)
     parser.add_argument("-v", "--verbose", action="store_true", help="log each request")
+    parser.add_argument("--endpoint", default=None, metavar="ID",
+                        help="a RunPod endpoint id, or 'localpod' for a local endpoint "
+                        "(default: $RUNPOD_ENDPOINT_ID)")
     return parser
 
 
@@ -56,7 +60,7 @@ def _run(
     owned = client is None
     try:
         if client is None:
-            client = EndpointClient.from_env()
+            client = EndpointClient.from_env(endpoint=args.endpoint)
         return body(args, client)
     except _UsageError as exc:
         print(f"honora-tts {name}: {exc}", file=sys.stderr)
@@ -156,8 +160,6 @@ def _say(args: argparse.Namespace, client: EndpointClient) -> int:
     voice = _voice_path(args.voice)
     if args.sections_file is not None:
         return _say_sections(args, client, voice)
-    from honora_tts.engines.base import output_format
-
     try:
         fmt = args.format or output_format(args.out)
     except ValueError as exc:
@@ -223,8 +225,6 @@ def _say_sections(args: argparse.Namespace, client: EndpointClient, voice: Path 
 def _voice_path(voice: str | None) -> Path | None:
     if not voice:
         return None
-    from honora_tts.engines.base import resolve_voice_file, voices_dir
-
     direct = Path(voice).expanduser()
     if direct.is_file():
         return direct

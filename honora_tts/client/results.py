@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from honora_tts.client._constants import FINAL_STATES
 from honora_tts.protocol import CacheFacts, StageTimings, VersionRecord
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from honora_tts.client._exceptions import HonoraClientError
 
 

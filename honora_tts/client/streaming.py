@@ -13,15 +13,16 @@ import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-
 from honora_tts.client._deadline import Deadline
 from honora_tts.client._exceptions import InvalidResponse
-from honora_tts.client._worker_output import interpret
 from honora_tts.client.results import AudioChunk, JobStatus, SynthesisResult, Timings
 
 if TYPE_CHECKING:
-    from honora_tts.client.endpoint import EndpointClient
+    import numpy as np
+
+    from honora_tts.client._envelope import ResponseReader
+    from honora_tts.client.audio_delivery import AudioFetcher
+    from honora_tts.client.job_runner import JobRunner
 
 
 class SynthesisStream:
@@ -32,13 +33,17 @@ class SynthesisStream:
 
     def __init__(
         self,
-        client: EndpointClient,
+        jobs: JobRunner,
+        audio: AudioFetcher,
+        responses: ResponseReader,
         job_input: dict[str, Any],
         request_id: str,
         deadline: Deadline,
         format: str,
     ) -> None:
-        self._client = client
+        self._jobs = jobs
+        self._audio = audio
+        self._responses = responses
         self._input = job_input
         self.request_id = request_id
         self._deadline = deadline
@@ -74,17 +79,17 @@ class SynthesisStream:
         return self.result
 
     def _run(self) -> Iterator[AudioChunk]:
-        client = self._client
-        submit, submit_ms = client._submit(self._input, self.request_id, self._deadline)
+        jobs = self._jobs
+        submit, submit_ms = jobs.submit(self._input, self.request_id, self._deadline)
         self.job_id = submit.id
         final: dict[str, Any] | None = None
         last_seq = -1
         polls = 0
-        stream = client._stream_polls(submit.id, self.request_id, self._deadline)
+        stream = jobs.stream_polls(submit.id, self.request_id, self._deadline)
         try:
-            for _state, outputs in stream:
-                polls += 1
-                for item in outputs:
+            for poll in stream:
+                polls += 0 if poll.final else 1
+                for item in poll.outputs:
                     if not isinstance(item, dict):
                         continue
                     if item.get("type") == "final":
@@ -99,16 +104,14 @@ class SynthesisStream:
                     yield chunk
         finally:
             stream.close()
-        status = client.status(submit.id, request_id=self.request_id, deadline=self._deadline)
+        status = jobs.status(submit.id, request_id=self.request_id, deadline=self._deadline)
         if status.status == "COMPLETED" and final is not None and not status.output:
             status = JobStatus(
                 id=status.id, status=status.status, delay_ms=status.delay_ms,
                 execution_ms=status.execution_ms, output=[final], error=status.error,
                 worker_id=status.worker_id, raw=status.raw,
             )
-        response = interpret(
-            status, request_id=self.request_id, min_handler_version=client.min_handler_version
-        )
+        response = self._responses.read(status, self.request_id)
         self.result = self._assemble(response, status, submit_ms, polls)
 
     def _decode(self, item: dict[str, Any]) -> AudioChunk:
@@ -135,13 +138,16 @@ class SynthesisStream:
         from honora_tts import audio
 
         if response.audio is not None:
-            data = self._client._audio_bytes(
-                response.audio, self.request_id, status.id, self._deadline
+            data = self._audio.fetch(
+                response.audio, request_id=self.request_id, job_id=status.id,
+                deadline=self._deadline,
             )
             fmt, rate, duration = (
                 response.audio.format, response.audio.sample_rate, response.audio.duration_s
             )
         else:
+            import numpy as np
+
             samples = (
                 np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.float32)
             )

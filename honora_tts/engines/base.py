@@ -17,42 +17,31 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from honora_tts.client import ConfigurationError, HonoraClientError, SynthesisResult
-from honora_tts.client._redaction import install_redaction
+from honora_tts.client import (
+    ConfigurationError,
+    HonoraClientError,
+    SynthesisResult,
+    install_redaction,
+)
+from honora_tts.client.local_files import (
+    DEFAULT_VOICES_DIR,
+    SUFFIX_FORMATS,
+    VOICES_DIR_ENV,
+    output_format,
+    resolve_voice_file,
+    voices_dir,
+)
 from honora_tts.protocol import SynthesisParams
 
 log = install_redaction(logging.getLogger("honora_tts.engines"))
 
-VOICES_DIR_ENV = "HONORA_VOICES_DIR"
-DEFAULT_VOICES_DIR = "./voices"
+__all__ = [
+    "DEFAULT_VOICES_DIR", "PARAMS_ENV", "SUFFIX_FORMATS", "VOICES_DIR_ENV", "SynthesisEngine",
+    "default_params", "merged_params", "output_format", "resolve_voice_file", "voices_dir",
+]
+
 #: JSON object of synthesis params every engine call starts from, e.g. '{"temperature": 0.7}'.
 PARAMS_ENV = "HONORA_SYNTHESIS_PARAMS"
-SUFFIX_FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".mp3": "mp3"}
-
-
-def voices_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The voices directory: ``HONORA_VOICES_DIR`` or ``./voices``."""
-    env = os.environ if env is None else env
-    return Path(env.get(VOICES_DIR_ENV) or DEFAULT_VOICES_DIR).expanduser()
-
-
-def resolve_voice_file(voice: str | os.PathLike[str] | None, directory: Path) -> Path | None:
-    """The voice file for ``voice``: None for '' (the default voice), an existing absolute
-    path as is, else a name inside ``directory``. Raises FileNotFoundError naming both."""
-    if voice is None or str(voice).strip() == "":
-        return None
-    candidate = Path(voice).expanduser()
-    if candidate.is_absolute():
-        if candidate.is_file():
-            return candidate
-        raise FileNotFoundError(f"voice file {candidate} does not exist")
-    inside = directory / candidate
-    if inside.is_file():
-        return inside
-    raise FileNotFoundError(
-        f"voice {str(voice)!r} is not in the voices directory {directory.resolve()} "
-        f"(set {VOICES_DIR_ENV} to the folder holding the voice files)"
-    )
 
 
 def default_params(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -75,19 +64,6 @@ def merged_params(given: Any) -> dict[str, Any]:
     if isinstance(given, SynthesisParams):
         given = given.overrides()
     return {**default_params(), **dict(given or {})}
-
-
-def output_format(out_path: str | os.PathLike[str]) -> str:
-    """Audio format from the output file's suffix (no suffix: wav)."""
-    suffix = Path(out_path).suffix.lower()
-    if not suffix:
-        return "wav"
-    if suffix not in SUFFIX_FORMATS:
-        raise ValueError(
-            f"cannot tell the audio format from {str(out_path)!r}: use one of "
-            f"{', '.join(SUFFIX_FORMATS)}"
-        )
-    return SUFFIX_FORMATS[suffix]
 
 
 class SynthesisEngine(ABC):

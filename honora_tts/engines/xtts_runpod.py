@@ -9,6 +9,7 @@ from typing import Any
 
 from honora_tts.client import (
     EndpointClient,
+    EndpointNotConfigured,
     HonoraClientError,
     JobFailed,
     StaleWorkerError,
@@ -19,7 +20,8 @@ from honora_tts.engines.base import SynthesisEngine, log, merged_params
 
 class XttsRunpodEngine(SynthesisEngine):
     """The team's engine API over :class:`EndpointClient`. Thread-safe; the client is made on
-    first use from the environment (``RUNPOD_*``, else localpod)."""
+    first use from the environment (``RUNPOD_*``); without ``RUNPOD_ENDPOINT_ID`` the engine
+    falls back to localpod (a running one, else one it starts) and logs loudly that it does."""
 
     name = "xtts-runpod"
 
@@ -42,7 +44,7 @@ class XttsRunpodEngine(SynthesisEngine):
         """The endpoint client (raises ConfigurationError when none can be configured)."""
         with self._lock:
             if self._client is None:
-                self._client = EndpointClient.from_env(self._env)
+                self._client = _client_from_env(self._env)
             return self._client
 
     def synthesize(
@@ -79,6 +81,18 @@ class XttsRunpodEngine(SynthesisEngine):
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _client_from_env(env: Mapping[str, str] | None) -> EndpointClient:
+    try:
+        return EndpointClient.from_env(env)
+    except EndpointNotConfigured:
+        log.warning(
+            "xtts-runpod: RUNPOD_ENDPOINT_ID IS NOT SET: FALLING BACK TO LOCALPOD (a running "
+            "`honora-tts localpod`, else one started now with the TINY RANDOM-WEIGHTS model, "
+            "whose audio is NOISE). Set RUNPOD_ENDPOINT_ID and RUNPOD_API_KEY to use RunPod."
+        )
+    return EndpointClient.from_env(env, endpoint="localpod")
 
 
 def _unhealthy(exc: Exception) -> dict[str, Any]:

@@ -9,7 +9,6 @@ executed notebook, environment variables are not.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,28 +21,17 @@ def connect(endpoint: str = LOCALPOD, api_base: str = "", api_key: str = "",
             **client_options: Any) -> EndpointClient:
     """An :class:`~honora_tts.client.EndpointClient` for a notebook's endpoint parameters."""
     from honora_tts.client import ConfigurationError, EndpointClient
-    from honora_tts.client import _constants as constants
 
     endpoint = (endpoint or "").strip()
     if not endpoint:
         raise ConfigurationError(
             f"the endpoint parameter is empty: use {LOCALPOD!r} or a RunPod endpoint id"
         )
-    if endpoint.lower() == LOCALPOD and not api_base:
-        env = {k: v for k, v in os.environ.items()
-               if k not in (constants.ENV_ENDPOINT_ID, constants.ENV_API_KEY,
-                            constants.ENV_API_BASE)}
-        return EndpointClient.from_env(env, **client_options)
-    key = (api_key or os.environ.get(constants.ENV_API_KEY) or "").strip()
-    if not key:
-        raise ConfigurationError(
-            f"no API key for endpoint {endpoint!r}: export {constants.ENV_API_KEY} (RunPod "
-            "console > Settings > API Keys) before starting Jupyter"
-        )
-    base = (api_base or os.environ.get(constants.ENV_API_BASE)
-            or constants.DEFAULT_API_BASE).strip().rstrip("/")
-    client = EndpointClient(endpoint, key, base, **client_options)
-    client.source = "parameters"
+    client = EndpointClient.from_env(
+        endpoint=endpoint, api_key=api_key or None, api_base=api_base or None, **client_options
+    )
+    if endpoint.lower() != LOCALPOD or api_base:
+        client.source = "parameters"
     return client
 
 

@@ -95,8 +95,14 @@ def chosen_endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         yield {"endpoint": endpoint_id, "api_base": api_base, "env": {"RUNPOD_API_KEY": api_key},
                "local": False}
         return
-    from honora_tts.localpod import LocalPod
-
+    try:
+        from honora_tts.localpod import LocalPod
+    except ImportError as exc:
+        raise SystemExit(
+            "honora-tts verify: no RUNPOD_ENDPOINT_ID is set, and verifying a localpod needs "
+            f"the localpod extra, which this install lacks ({exc}): pip install "
+            "'honora-tts[localpod,qa]'. Or set RUNPOD_ENDPOINT_ID and RUNPOD_API_KEY."
+        ) from exc
     print(NOISE_BANNER, file=sys.stderr, flush=True)
     print(f"starting localpod: {args.workers} worker(s) + {args.stale_workers} stale, tiny "
           "model (loading takes a minute on a CPU) ...", file=sys.stderr, flush=True)
@@ -116,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     from honora_tts.qa.notebook_runner import NotebookFailed, export_html, run_notebook
 
     args = build_parser().parse_args(argv)
+    missing = _missing_notebook_tools()
+    if missing:
+        print(f"honora-tts verify: runs notebook 01 with {', '.join(missing)}, which this "
+              "install lacks: pip install 'honora-tts[qa]'", file=sys.stderr)
+        return 2
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / "summary.json"
@@ -157,6 +168,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"summary: {summary_path} ({elapsed:.0f} s)", file=sys.stderr)
     print(summary["headline"], flush=True)
     return 0 if summary.get("passed") else 1
+
+
+def _missing_notebook_tools() -> list[str]:
+    """The notebook packages (the ``[qa]`` extra) this install lacks."""
+    import importlib.util
+
+    missing = []
+    for name in ("papermill", "nbformat", "nbconvert", "ipykernel"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
 
 
 if __name__ == "__main__":

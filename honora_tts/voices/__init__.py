@@ -8,12 +8,8 @@ Supabase) that uploads a voice once and returns the URL a request carries.
 
 from honora_tts.voices.cache import VoiceCache, VoiceFile, default_voice_cache
 from honora_tts.voices.local_store import LocalVoiceStore
-from honora_tts.voices.stores import (
-    StoredVoice,
-    VoiceStore,
-    VoiceStoreError,
-    voice_store_from_env,
-)
+from honora_tts.voices.store_factory import voice_store_from_env
+from honora_tts.voices.stores import StoredVoice, VoiceStore, VoiceStoreError
 from honora_tts.voices.url_safety import UrlPolicy, describe_url
 
 __all__ = [
@@ -31,13 +27,11 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The S3 and Supabase stores import their SDKs; load them only when asked for.
+    # The S3 and Supabase stores import their SDKs (the [stores] extra): only when asked for.
+    from honora_tts.voices import store_factory
+
     if name == "S3VoiceStore":
-        from honora_tts.voices.s3_store import S3VoiceStore
-
-        return S3VoiceStore
+        return store_factory.s3_store_class()
     if name == "SupabaseVoiceStore":
-        from honora_tts.voices.supabase_store import SupabaseVoiceStore
-
-        return SupabaseVoiceStore
+        return store_factory.supabase_store_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,9 @@ requests carry only its URL (and hash), never the audio. Three stores implement
 Failures to reach a store or to authenticate raise :class:`VoiceStoreError`, whose message
 names the settings to check and never holds a secret. URLs returned by stores may carry signing
 tokens: log them with :func:`~honora_tts.voices.url_safety.describe_url` (host and path only).
+
+This module holds what the stores share; :mod:`~honora_tts.voices.store_factory` picks one
+from the environment (so that the stores import this module and nothing imports back).
 """
 
 from __future__ import annotations
@@ -107,64 +110,3 @@ def scrub(text: str, *secrets: str | None) -> str:
 def default_local_store_dir(env: Mapping[str, str] = os.environ) -> Path:
     """``HONORA_LOCAL_VOICE_STORE_DIR`` or ``~/.cache/honora-tts/voice-store``."""
     return Path(env.get(LOCAL_DIR_ENV) or DEFAULT_LOCAL_DIR).expanduser()
-
-
-def voice_store_from_env(env: Mapping[str, str] = os.environ) -> VoiceStore:
-    """The store the environment configures.
-
-    ``HONORA_VOICE_STORE`` = ``local`` | ``s3`` | ``supabase``; when unset: ``supabase`` if
-    ``SUPABASE_URL`` and ``SUPABASE_KEY`` are set, ``s3`` if ``HONORA_S3_BUCKET`` is set, else
-    ``local``.
-
-    - local: ``HONORA_LOCAL_VOICE_STORE_DIR`` (default ``~/.cache/honora-tts/voice-store``).
-    - s3: ``HONORA_S3_BUCKET``, ``HONORA_S3_ENDPOINT_URL``, ``HONORA_S3_PREFIX`` (default
-      ``voices/``); credentials and region from boto3's own ``AWS_ACCESS_KEY_ID``,
-      ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``.
-    - supabase: ``SUPABASE_URL``, ``SUPABASE_KEY``, ``HONORA_SUPABASE_BUCKET`` (default
-      ``voices``), ``HONORA_SUPABASE_PUBLIC=1`` for public URLs instead of signed ones.
-    """
-    # Imported here so that choosing one store does not import the others' SDKs.
-    kind = (env.get(STORE_ENV) or "").strip().lower()
-    if not kind:
-        if env.get("SUPABASE_URL") and env.get("SUPABASE_KEY"):
-            kind = "supabase"
-        elif env.get("HONORA_S3_BUCKET"):
-            kind = "s3"
-        else:
-            kind = "local"
-    if kind == "local":
-        from honora_tts.voices.local_store import LocalVoiceStore
-
-        return LocalVoiceStore(default_local_store_dir(env))
-    if kind == "s3":
-        from honora_tts.voices.s3_store import S3VoiceStore
-
-        bucket = env.get("HONORA_S3_BUCKET")
-        if not bucket:
-            raise VoiceStoreError(f"{STORE_ENV}=s3 needs HONORA_S3_BUCKET (the bucket name)")
-        return S3VoiceStore(
-            bucket,
-            endpoint_url=env.get("HONORA_S3_ENDPOINT_URL") or None,
-            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-            prefix=env.get("HONORA_S3_PREFIX", "voices/"),
-        )
-    if kind == "supabase":
-        from honora_tts.voices.supabase_store import SupabaseVoiceStore
-
-        url, key = env.get("SUPABASE_URL"), env.get("SUPABASE_KEY")
-        if not url or not key:
-            raise VoiceStoreError(
-                f"{STORE_ENV}=supabase needs SUPABASE_URL (https://<project>.supabase.co) "
-                "and SUPABASE_KEY"
-            )
-        return SupabaseVoiceStore(
-            url,
-            key,
-            bucket=env.get("HONORA_SUPABASE_BUCKET") or "voices",
-            public=env.get("HONORA_SUPABASE_PUBLIC", "").strip() == "1",
-        )
-    raise VoiceStoreError(
-        f"{STORE_ENV}={kind!r} is not a voice store; use local, s3 or supabase"
-    )

@@ -272,20 +272,34 @@ def test_settings_from_env_needs_the_key_with_an_endpoint():
                            "RUNPOD_API_BASE": "ftp://x"})
 
 
-def test_without_an_endpoint_a_running_localpod_is_used(monkeypatch, caplog):
-    from honora_tts import localpod
+def test_opting_in_to_localpod_uses_a_running_one(monkeypatch, caplog):
+    from honora_tts.localpod import discovery
 
-    monkeypatch.setattr(localpod, "find_running", lambda *a, **k: {
+    monkeypatch.setattr(discovery, "find_running", lambda *a, **k: {
         "base_url": "http://127.0.0.1:9/v2", "endpoint_id": "localpod", "api_key": "lp-key-123",
-    }, raising=False)
+    })
     caplog.set_level(logging.WARNING)
-    client = EndpointClient.from_env({})
+    client = EndpointClient.from_env({"RUNPOD_ENDPOINT_ID": "ignored"}, endpoint="localpod")
     try:
         assert client.source == "localpod"
         assert client.api_base == "http://127.0.0.1:9/v2"
-        assert "no RunPod endpoint is configured" in caplog.text
+        assert "using the running localpod" in caplog.text and "noise" in caplog.text
     finally:
         client.close()
+
+
+def test_an_endpoint_argument_overrides_the_environment():
+    client = EndpointClient.from_env(
+        {"RUNPOD_ENDPOINT_ID": "from-env", "RUNPOD_API_KEY": "k" * 10}, endpoint="from-arg",
+        api_base="http://127.0.0.1:9/v2/",
+    )
+    with client:
+        assert (client.endpoint_id, client.api_base) == ("from-arg", "http://127.0.0.1:9/v2")
+        assert client.source == "arguments"
+    localpod_env = {"RUNPOD_ENDPOINT_ID": "localpod", "RUNPOD_API_KEY": "k" * 10,
+                    "RUNPOD_API_BASE": "http://127.0.0.1:8/v2"}
+    with EndpointClient.from_env(localpod_env) as client:  # an id like any other
+        assert client.api_base == "http://127.0.0.1:8/v2" and client.source == "environment"
 
 
 def test_request_ids_are_unique_per_call(fake, client):

@@ -191,11 +191,10 @@ def test_half_rolled_streaming_endpoint(localpod_factory):
     assert failure[0].code == "worker_died"
 
 
-def test_without_configuration_an_embedded_localpod_serves(monkeypatch, caplog):
-    from honora_tts import localpod
-    from honora_tts.client._configuration import stop_embedded_localpod
+def test_opting_in_to_localpod_starts_one_for_the_process(monkeypatch, caplog):
+    from honora_tts.localpod import process_pod
 
-    real_pod = localpod.LocalPod
+    real_pod = process_pod.LocalPod
     asked: list[tuple[int, str]] = []
 
     def stale_only_pod(workers: int, model: str):
@@ -204,12 +203,12 @@ def test_without_configuration_an_embedded_localpod_serves(monkeypatch, caplog):
         asked.append((workers, model))
         return real_pod(workers=0, stale_workers=1)
 
-    monkeypatch.setattr(localpod, "find_running", lambda *a, **k: None)
-    monkeypatch.setattr(localpod, "LocalPod", stale_only_pod)
+    monkeypatch.setattr(process_pod, "running_localpod", lambda: None)
+    monkeypatch.setattr(process_pod, "LocalPod", stale_only_pod)
     caplog.set_level(logging.WARNING, logger="honora_tts.client")
     try:
-        first = EndpointClient.from_env({"HONORA_LOCALPOD_WORKERS": "3"})
-        second = EndpointClient.from_env({})
+        first = EndpointClient.from_env({"HONORA_LOCALPOD_WORKERS": "3"}, endpoint="localpod")
+        second = EndpointClient.from_env({}, endpoint="localpod")
         assert first.source == second.source == "embedded"
         assert first.api_base == second.api_base  # one embedded pod per process
         assert asked == [(3, "tiny")]
@@ -219,7 +218,7 @@ def test_without_configuration_an_embedded_localpod_serves(monkeypatch, caplog):
         first.close()
         second.close()
     finally:
-        stop_embedded_localpod()
+        process_pod.stop_process_localpod()
 
 
 @pytest.mark.slow

@@ -148,33 +148,52 @@ def test_misconfigured_voice_store_makes_generate_false_and_sends_nothing(
 def localpod_cannot_start(monkeypatch):
     """No endpoint configured, no localpod running, and the embedded one fails to start."""
     from honora_tts import localpod
-    from honora_tts.client import _configuration
+    from honora_tts.localpod import process_pod
 
     def refuse(self, **_):
         raise localpod.LocalPodError("cannot listen on 127.0.0.1:8000: address in use")
 
-    monkeypatch.setattr(localpod, "find_running", lambda *a, **k: None)
+    monkeypatch.setattr(process_pod, "running_localpod", lambda: None)
     monkeypatch.setattr(localpod.LocalPod, "start", refuse)
-    monkeypatch.setattr(_configuration, "_embedded_pod", None)
+    monkeypatch.setattr(process_pod, "_pod", None)
     for name in ("RUNPOD_ENDPOINT_ID", "RUNPOD_API_KEY", "RUNPOD_API_BASE"):
         monkeypatch.delenv(name, raising=False)
 
 
 def test_embedded_localpod_failing_to_start_is_a_typed_error_everywhere(
-    localpod_cannot_start, voices_dir, tmp_path, capsys
+    localpod_cannot_start, voices_dir, tmp_path, capsys, caplog
 ):
     from honora_tts.client import EndpointClient, EndpointUnavailable
     from honora_tts.client.commands import health_main
 
     with pytest.raises(EndpointUnavailable, match="address in use"):
-        EndpointClient.from_env()
+        EndpointClient.from_env(endpoint="localpod")
+    caplog.set_level(logging.WARNING, logger="honora_tts.engines")
     health = XttsRunpodEngine(env={}).health_check()
     assert health["status"] == "unhealthy" and health["error_type"] == "EndpointUnavailable"
     assert health["version"] is None and "honora-tts localpod" in health["error"]
+    assert "FALLING BACK TO LOCALPOD" in caplog.text  # the engine's fallback is announced
     assert XttsRunpodEngine(env={}).generate("Hi.", "", "en", tmp_path / "a.wav") is False
-    assert health_main([]) == 1
+    assert health_main(["--endpoint", "localpod"]) == 1
     err = capsys.readouterr().err
     assert "EndpointUnavailable" in err and "Traceback" not in err
+
+
+def test_without_an_endpoint_the_client_names_what_to_set(monkeypatch, capsys):
+    from honora_tts.client import ConfigurationError, EndpointClient, EndpointNotConfigured
+    from honora_tts.client.commands import health_main
+
+    for name in ("RUNPOD_ENDPOINT_ID", "RUNPOD_API_KEY", "RUNPOD_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(EndpointNotConfigured) as caught:
+        EndpointClient.from_env()
+    assert isinstance(caught.value, ConfigurationError)
+    for hint in ("RUNPOD_ENDPOINT_ID", "RUNPOD_API_KEY", "endpoint='localpod'",
+                 "honora-tts[localpod]"):
+        assert hint in str(caught.value)
+    assert health_main([]) == 2  # a configuration error, and no localpod was started
+    err = capsys.readouterr().err
+    assert "EndpointNotConfigured" in err and "RUNPOD_ENDPOINT_ID" in err
 
 
 def test_output_format_and_voice_resolution(voices_dir, tmp_path):

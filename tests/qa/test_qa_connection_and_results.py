@@ -40,16 +40,18 @@ def test_missing_key_is_explained(monkeypatch):
 def test_localpod_ignores_runpod_settings(monkeypatch):
     seen = {}
 
-    def from_env(env, **options):
+    def from_env(env=None, **options):
         seen.update(env=env, options=options)
-        return "client"
+        return EndpointClient("lp", "lp-key", "http://127.0.0.1:9/v2")
 
     monkeypatch.setattr(EndpointClient, "from_env", staticmethod(from_env))
     monkeypatch.setenv("RUNPOD_ENDPOINT_ID", "real-endpoint")
     monkeypatch.setenv("RUNPOD_API_KEY", "real-key")
-    assert connection.connect("localpod", min_handler_version=2) == "client"
-    assert "RUNPOD_ENDPOINT_ID" not in seen["env"] and "RUNPOD_API_KEY" not in seen["env"]
-    assert seen["options"] == {"min_handler_version": 2}
+    client = connection.connect("localpod", min_handler_version=2)
+    assert client.endpoint_id == "lp" and client.source != "parameters"
+    assert seen["options"] == {"endpoint": "localpod", "api_key": None, "api_base": None,
+                               "min_handler_version": 2}
+    client.close()
 
 
 def test_json_ready_handles_what_pandas_and_numpy_produce(tmp_path):

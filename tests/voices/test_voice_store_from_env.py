@@ -9,7 +9,8 @@ import pytest
 
 from honora_tts.voices.local_store import LocalVoiceStore
 from honora_tts.voices.s3_store import S3VoiceStore
-from honora_tts.voices.stores import VoiceStoreError, voice_store_from_env
+from honora_tts.voices.store_factory import voice_store_from_env
+from honora_tts.voices.stores import VoiceStoreError
 from honora_tts.voices.supabase_store import SupabaseVoiceStore
 
 SUPABASE = {"SUPABASE_URL": "https://project.supabase.co", "SUPABASE_KEY": "sb-secret-key"}

@@ -1,0 +1,61 @@
+"""Files on the caller's disk: voice files (the voices directory, a voice by name or path, its
+content hash) and output files (the audio format a suffix names)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+VOICES_DIR_ENV = "HONORA_VOICES_DIR"
+DEFAULT_VOICES_DIR = "./voices"
+SUFFIX_FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".mp3": "mp3"}
+_HASH_BLOCK = 1 << 20
+
+
+def voices_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The voices directory: ``HONORA_VOICES_DIR`` or ``./voices``."""
+    env = os.environ if env is None else env
+    return Path(env.get(VOICES_DIR_ENV) or DEFAULT_VOICES_DIR).expanduser()
+
+
+def resolve_voice_file(voice: str | os.PathLike[str] | None, directory: Path) -> Path | None:
+    """The voice file for ``voice``: None for '' (the default voice), an existing absolute
+    path as is, else a name inside ``directory``. Raises FileNotFoundError naming both."""
+    if voice is None or str(voice).strip() == "":
+        return None
+    candidate = Path(voice).expanduser()
+    if candidate.is_absolute():
+        if candidate.is_file():
+            return candidate
+        raise FileNotFoundError(f"voice file {candidate} does not exist")
+    inside = directory / candidate
+    if inside.is_file():
+        return inside
+    raise FileNotFoundError(
+        f"voice {str(voice)!r} is not in the voices directory {directory.resolve()} "
+        f"(set {VOICES_DIR_ENV} to the folder holding the voice files)"
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's content, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def output_format(out_path: str | os.PathLike[str]) -> str:
+    """Audio format from the output file's suffix (no suffix: wav)."""
+    suffix = Path(out_path).suffix.lower()
+    if not suffix:
+        return "wav"
+    if suffix not in SUFFIX_FORMATS:
+        raise ValueError(
+            f"cannot tell the audio format from {str(out_path)!r}: use one of "
+            f"{', '.join(SUFFIX_FORMATS)}"
+        )
+    return SUFFIX_FORMATS[suffix]

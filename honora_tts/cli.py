@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from honora_tts.settings import SettingsError
+
 #: name -> (module, function taking argv and returning an exit code, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "health": ("honora_tts.client.commands", "health_main", "health of the endpoint (one job)"),
@@ -41,7 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, function_name, _ = COMMANDS[name]
     function = getattr(importlib.import_module(module_name), function_name)
-    return int(function(rest) or 0)
+    try:
+        return int(function(rest) or 0)
+    except SettingsError as exc:
+        print(f"honora-tts {name}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -20,12 +20,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Where RunPod's public job API lives, and its management API (REST v2).
 DEFAULT_API_BASE = "https://api.runpod.ai/v2"
 DEFAULT_MANAGEMENT_API_BASE = "https://api.runpod.io/v2"
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value its setting cannot take.
+
+    The message names each variable, the value it holds (never for a secret) and what it must
+    be; fix the variable (or unset it for the default) and start again.
+    """
 
 
 class _EnvSettings(BaseSettings):
@@ -42,15 +50,31 @@ class _EnvSettings(BaseSettings):
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Read the settings from ``env`` (default: the process environment); keyword
         ``overrides`` (field names) win over the environment."""
-        if env is None:
-            return cls(**overrides)
-        values: dict[str, Any] = {}
-        for name, field in cls.model_fields.items():
-            raw = env.get(_env_name(name, field))
-            if raw is not None and raw.strip() != "":
-                values[name] = raw
-        values.update(overrides)
-        return cls.model_validate(values)
+        try:
+            if env is None:
+                return cls(**overrides)
+            values: dict[str, Any] = {}
+            for name, field in cls.model_fields.items():
+                raw = env.get(_env_name(name, field))
+                if raw is not None and raw.strip() != "":
+                    values[name] = raw
+            values.update(overrides)
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(cls._explain(exc)) from None
+
+    @classmethod
+    def _explain(cls, exc: ValidationError) -> str:
+        names = cls.env_names()
+        problems = []
+        for error in exc.errors():
+            where = str(error["loc"][0]) if error["loc"] else ""
+            variable = names.get(where, where)
+            secret = cls.model_fields.get(where) is not None and "Secret" in str(
+                cls.model_fields[where].annotation)
+            shown = "" if secret else f"={error.get('input')!r}"
+            problems.append(f"{variable}{shown}: {error['msg']}")
+        return "invalid settings: " + "; ".join(problems)
 
     @classmethod
     def env_names(cls) -> dict[str, str]:

@@ -18,6 +18,7 @@ from honora_tts.client._exceptions import (
     EndpointNotConfigured,
     EndpointUnavailable,
 )
+from honora_tts.settings import ClientSettings, SettingsError
 
 log = logging.getLogger("honora_tts.client")
 
@@ -36,22 +37,32 @@ class EndpointSettings:
     source: str
 
 
+def client_settings(env: Mapping[str, str] | None = None) -> ClientSettings:
+    """:class:`ClientSettings` from ``env`` (default: the process environment); a bad value is
+    a :class:`ConfigurationError` naming the variable."""
+    try:
+        return ClientSettings.from_env(env)
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
 def settings_from_env(
-    env: Mapping[str, str],
+    env: Mapping[str, str] | ClientSettings | None = None,
     *,
     endpoint: str | None = None,
     api_key: str | None = None,
     api_base: str | None = None,
 ) -> EndpointSettings:
-    """The endpoint to use.
+    """The endpoint to use, from :class:`ClientSettings` (or the mapping they are read from).
 
     ``endpoint``: None for ``RUNPOD_ENDPOINT_ID`` (:class:`EndpointNotConfigured` when unset),
     ``"localpod"`` for a local endpoint, else a RunPod endpoint id. ``api_key`` and
     ``api_base`` default to ``RUNPOD_API_KEY`` and ``RUNPOD_API_BASE`` (then RunPod's API).
     """
+    settings = env if isinstance(env, ClientSettings) else client_settings(env)
     if endpoint is not None and endpoint.strip().lower() == LOCALPOD and not api_base:
-        return _localpod_settings(env)
-    chosen = (endpoint if endpoint is not None else env.get(C.ENV_ENDPOINT_ID) or "").strip()
+        return _localpod_settings(settings)
+    chosen = (endpoint if endpoint is not None else settings.endpoint_id or "").strip()
     if not chosen:
         raise EndpointNotConfigured(
             f"no endpoint is configured: set {C.ENV_ENDPOINT_ID} and {C.ENV_API_KEY} (RunPod "
@@ -59,13 +70,14 @@ def settings_from_env(
             f"endpoint={LOCALPOD!r} for a local endpoint (`honora-tts localpod`; needs "
             f"{LOCALPOD_EXTRA})."
         )
-    key = (api_key or env.get(C.ENV_API_KEY) or "").strip()
+    configured_key = settings.api_key.get_secret_value() if settings.api_key else ""
+    key = (api_key or configured_key).strip()
     if not key:
         raise ConfigurationError(
             f"no API key for endpoint {chosen!r}: {C.ENV_API_KEY} is not set. Create an API "
             "key in the RunPod console (Settings > API Keys) and export it."
         )
-    base = (api_base or env.get(C.ENV_API_BASE) or C.DEFAULT_API_BASE).strip().rstrip("/")
+    base = (api_base or settings.api_base).strip().rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise ConfigurationError(
             f"{C.ENV_API_BASE} must be an http(s) URL such as {C.DEFAULT_API_BASE}, "
@@ -75,7 +87,7 @@ def settings_from_env(
     return EndpointSettings(base, chosen, key, source=source)
 
 
-def _localpod_settings(env: Mapping[str, str]) -> EndpointSettings:
+def _localpod_settings(settings: ClientSettings) -> EndpointSettings:
     try:
         from honora_tts.localpod import LocalPodError
         from honora_tts.localpod.process_pod import process_localpod, running_localpod
@@ -93,13 +105,7 @@ def _localpod_settings(env: Mapping[str, str]) -> EndpointSettings:
         return EndpointSettings(
             running.base_url, running.endpoint_id, running.api_key, source="localpod"
         )
-    raw_workers = (env.get(C.ENV_LOCALPOD_WORKERS) or "1").strip()
-    try:
-        workers = max(1, int(raw_workers))
-    except ValueError as exc:
-        raise ConfigurationError(
-            f"{C.ENV_LOCALPOD_WORKERS} must be a whole number, got {raw_workers!r}"
-        ) from exc
+    workers = settings.localpod_workers
     log.warning(
         "STARTING A LOCALPOD for this process (no `honora-tts localpod` is running) with %d "
         "worker(s) and the TINY RANDOM-WEIGHTS model. Its audio is NOISE, not speech. Set %s "

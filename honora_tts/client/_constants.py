@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import httpx
 
-DEFAULT_API_BASE = "https://api.runpod.ai/v2"
+from honora_tts.settings import DEFAULT_API_BASE, ClientSettings
 
-ENV_API_KEY = "RUNPOD_API_KEY"
-ENV_ENDPOINT_ID = "RUNPOD_ENDPOINT_ID"
-ENV_API_BASE = "RUNPOD_API_BASE"
-ENV_LOCALPOD_WORKERS = "HONORA_LOCALPOD_WORKERS"
+__all__ = ["DEFAULT_API_BASE"]
+
+#: The variables the client's messages name (declared in :mod:`honora_tts.settings`).
+_ENV_NAMES = ClientSettings.env_names()
+ENV_API_KEY = _ENV_NAMES["api_key"]
+ENV_ENDPOINT_ID = _ENV_NAMES["endpoint_id"]
+ENV_API_BASE = _ENV_NAMES["api_base"]
 
 REQUEST_ID_HEADER = "X-Request-ID"
 

@@ -23,6 +23,7 @@ from honora_tts.client._exceptions import (
 from honora_tts.client.endpoint import EndpointClient
 from honora_tts.client.local_files import output_format, resolve_voice_file, voices_dir
 from honora_tts.client.results import HealthReport, SectionRequest, SynthesisResult
+from honora_tts.settings import ClientSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -229,7 +230,7 @@ def _voice_path(voice: str | None) -> Path | None:
     if direct.is_file():
         return direct
     try:
-        return resolve_voice_file(voice, voices_dir())
+        return resolve_voice_file(voice, voices_dir(ClientSettings.from_env()))
     except FileNotFoundError as exc:
         raise _UsageError(str(exc)) from exc
 

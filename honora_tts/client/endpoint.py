@@ -7,7 +7,6 @@ job runner (:mod:`.job_runner`: submit, wait, stream, cancel on giving up), the 
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Self
@@ -36,6 +35,7 @@ from honora_tts.client.results import (
 )
 from honora_tts.client.streaming import SynthesisStream
 from honora_tts.protocol import HANDLER_VERSION, SynthesisParams
+from honora_tts.settings import ClientSettings
 
 
 class EndpointClient:
@@ -79,7 +79,7 @@ class EndpointClient:
     @classmethod
     def from_env(
         cls,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | ClientSettings | None = None,
         *,
         endpoint: str | None = None,
         api_key: str | None = None,
@@ -87,16 +87,14 @@ class EndpointClient:
         **kwargs: Any,
     ) -> EndpointClient:
         """A client for the endpoint ``RUNPOD_ENDPOINT_ID`` names (key ``RUNPOD_API_KEY``,
-        base ``RUNPOD_API_BASE``), read from ``env`` (default ``os.environ``).
+        base ``RUNPOD_API_BASE``), read from ``env`` (:class:`ClientSettings`, or a mapping
+        to read them from; default: the process environment).
 
         ``endpoint`` overrides the id; ``endpoint="localpod"`` opts in to a local endpoint: a
         running ``honora-tts localpod``, else one started for this process (noise audio from a
         tiny random-weights model; a loud warning says so; needs ``honora-tts[localpod]``).
         Without either, :class:`EndpointNotConfigured` says what to set."""
-        settings = settings_from_env(
-            os.environ if env is None else env, endpoint=endpoint, api_key=api_key,
-            api_base=api_base,
-        )
+        settings = settings_from_env(env, endpoint=endpoint, api_key=api_key, api_base=api_base)
         client = cls(settings.endpoint_id, settings.api_key, settings.api_base, **kwargs)
         client.source = settings.source
         return client

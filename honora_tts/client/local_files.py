@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
-VOICES_DIR_ENV = "HONORA_VOICES_DIR"
-DEFAULT_VOICES_DIR = "./voices"
+from honora_tts.settings import ClientSettings
+
+VOICES_DIR_ENV = ClientSettings.env_names()["voices_dir"]
 SUFFIX_FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".mp3": "mp3"}
 _HASH_BLOCK = 1 << 20
 
 
-def voices_dir(env: Mapping[str, str] | None = None) -> Path:
+def voices_dir(settings: ClientSettings) -> Path:
     """The voices directory: ``HONORA_VOICES_DIR`` or ``./voices``."""
-    env = os.environ if env is None else env
-    return Path(env.get(VOICES_DIR_ENV) or DEFAULT_VOICES_DIR).expanduser()
+    return settings.voices_dir.expanduser()
 
 
 def resolve_voice_file(voice: str | os.PathLike[str] | None, directory: Path) -> Path | None:

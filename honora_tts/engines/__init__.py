@@ -5,7 +5,6 @@ Get them through :func:`honora_tts.engine_manager.get_engine`.
 """
 
 from honora_tts.engines.base import (
-    DEFAULT_VOICES_DIR,
     VOICES_DIR_ENV,
     SynthesisEngine,
     output_format,
@@ -16,7 +15,6 @@ from honora_tts.engines.xtts_local import XttsLocalEngine
 from honora_tts.engines.xtts_runpod import XttsRunpodEngine
 
 __all__ = [
-    "DEFAULT_VOICES_DIR",
     "VOICES_DIR_ENV",
     "SynthesisEngine",
     "XttsLocalEngine",

@@ -9,11 +9,9 @@ return :class:`~honora_tts.client.SynthesisResult` objects and raise typed error
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,6 @@ from honora_tts.client import (
     install_redaction,
 )
 from honora_tts.client.local_files import (
-    DEFAULT_VOICES_DIR,
     SUFFIX_FORMATS,
     VOICES_DIR_ENV,
     output_format,
@@ -32,26 +29,25 @@ from honora_tts.client.local_files import (
     voices_dir,
 )
 from honora_tts.protocol import SynthesisParams
+from honora_tts.settings import ClientSettings, SettingsError
 
 log = install_redaction(logging.getLogger("honora_tts.engines"))
 
 __all__ = [
-    "DEFAULT_VOICES_DIR", "PARAMS_ENV", "SUFFIX_FORMATS", "VOICES_DIR_ENV", "SynthesisEngine",
+    "PARAMS_ENV", "SUFFIX_FORMATS", "VOICES_DIR_ENV", "SynthesisEngine",
     "default_params", "merged_params", "output_format", "resolve_voice_file", "voices_dir",
 ]
 
 #: JSON object of synthesis params every engine call starts from, e.g. '{"temperature": 0.7}'.
-PARAMS_ENV = "HONORA_SYNTHESIS_PARAMS"
+PARAMS_ENV = ClientSettings.env_names()["synthesis_params"]
 
 
-def default_params(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+def default_params(settings: ClientSettings) -> dict[str, Any]:
     """Synthesis params from ``HONORA_SYNTHESIS_PARAMS`` (validated), or {}."""
-    env = os.environ if env is None else env
-    raw = (env.get(PARAMS_ENV) or "").strip()
-    if not raw:
+    if not settings.synthesis_params:
         return {}
     try:
-        return SynthesisParams.model_validate(json.loads(raw)).overrides()
+        return SynthesisParams.model_validate(settings.synthesis_params).overrides()
     except ValueError as exc:
         raise ConfigurationError(
             f"{PARAMS_ENV} must be a JSON object of synthesis params (temperature, top_p, "
@@ -59,11 +55,11 @@ def default_params(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         ) from exc
 
 
-def merged_params(given: Any) -> dict[str, Any]:
+def merged_params(given: Any, settings: ClientSettings) -> dict[str, Any]:
     """``HONORA_SYNTHESIS_PARAMS`` overridden by the params of one call."""
     if isinstance(given, SynthesisParams):
         given = given.overrides()
-    return {**default_params(), **dict(given or {})}
+    return {**default_params(settings), **dict(given or {})}
 
 
 class SynthesisEngine(ABC):
@@ -71,12 +67,25 @@ class SynthesisEngine(ABC):
 
     name: str = "engine"
 
-    def __init__(self, *, voices_directory: Path | None = None) -> None:
+    def __init__(
+        self, *, voices_directory: Path | None = None, settings: ClientSettings | None = None
+    ) -> None:
+        """``settings`` default to the process environment's, read once, here."""
+        if settings is None:
+            try:
+                settings = ClientSettings.from_env()
+            except SettingsError as exc:
+                raise ConfigurationError(str(exc)) from None
+        self.settings = settings
         self._voices_directory = voices_directory
 
     @property
     def voices_directory(self) -> Path:
-        return self._voices_directory or voices_dir()
+        return self._voices_directory or voices_dir(self.settings)
+
+    def merged_params(self, given: Any) -> dict[str, Any]:
+        """``HONORA_SYNTHESIS_PARAMS`` overridden by the params of one call."""
+        return merged_params(given, self.settings)
 
     @abstractmethod
     def synthesize(

@@ -16,7 +16,7 @@ from typing import Any
 
 from honora_tts.client import InvalidRequest, JobFailed, SynthesisResult, Timings, new_request_id
 from honora_tts.client.local_files import file_sha256
-from honora_tts.engines.base import SynthesisEngine, log, merged_params
+from honora_tts.engines.base import SynthesisEngine, log
 from honora_tts.protocol import (
     CacheFacts,
     ErrorInfo,
@@ -158,7 +158,7 @@ class XttsLocalEngine(SynthesisEngine):
             output["sample_rate"] = sample_rate
         raw = {
             "request_id": request_id, "text": text, "language": language, "output": output,
-            "params": merged_params(params),
+            "params": self.merged_params(params),
         }
         parsed = parse_request(raw)
         if isinstance(parsed, ErrorInfo):

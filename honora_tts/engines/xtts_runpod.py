@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ from honora_tts.client import (
     StaleWorkerError,
     SynthesisResult,
 )
-from honora_tts.engines.base import SynthesisEngine, log, merged_params
+from honora_tts.engines.base import SynthesisEngine, log
+from honora_tts.settings import ClientSettings
 
 
 class XttsRunpodEngine(SynthesisEngine):
@@ -29,13 +29,12 @@ class XttsRunpodEngine(SynthesisEngine):
         self,
         client: EndpointClient | None = None,
         *,
-        env: Mapping[str, str] | None = None,
+        settings: ClientSettings | None = None,
         deadline_s: float | None = None,
         voices_directory: Path | None = None,
     ) -> None:
-        super().__init__(voices_directory=voices_directory)
+        super().__init__(voices_directory=voices_directory, settings=settings)
         self._client = client
-        self._env = env
         self._deadline_s = deadline_s
         self._lock = threading.Lock()
 
@@ -44,7 +43,7 @@ class XttsRunpodEngine(SynthesisEngine):
         """The endpoint client (raises ConfigurationError when none can be configured)."""
         with self._lock:
             if self._client is None:
-                self._client = _client_from_env(self._env)
+                self._client = _client_from_settings(self.settings)
             return self._client
 
     def synthesize(
@@ -52,7 +51,7 @@ class XttsRunpodEngine(SynthesisEngine):
     ) -> SynthesisResult:
         """:meth:`EndpointClient.synthesize` with this engine's deadline and the params of
         ``HONORA_SYNTHESIS_PARAMS``."""
-        options["params"] = merged_params(options.get("params"))
+        options["params"] = self.merged_params(options.get("params"))
         if self._deadline_s is not None:
             options.setdefault("deadline_s", self._deadline_s)
         return self.client.synthesize(text, voice, language, **options)
@@ -83,16 +82,16 @@ class XttsRunpodEngine(SynthesisEngine):
                 self._client = None
 
 
-def _client_from_env(env: Mapping[str, str] | None) -> EndpointClient:
+def _client_from_settings(settings: ClientSettings) -> EndpointClient:
     try:
-        return EndpointClient.from_env(env)
+        return EndpointClient.from_env(settings)
     except EndpointNotConfigured:
         log.warning(
             "xtts-runpod: RUNPOD_ENDPOINT_ID IS NOT SET: FALLING BACK TO LOCALPOD (a running "
             "`honora-tts localpod`, else one started now with the TINY RANDOM-WEIGHTS model, "
             "whose audio is NOISE). Set RUNPOD_ENDPOINT_ID and RUNPOD_API_KEY to use RunPod."
         )
-    return EndpointClient.from_env(env, endpoint="localpod")
+    return EndpointClient.from_env(settings, endpoint="localpod")
 
 
 def _unhealthy(exc: Exception) -> dict[str, Any]:

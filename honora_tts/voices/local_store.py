@@ -25,7 +25,6 @@ from honora_tts.voices.stores import (
     VoiceStoreError,
     content_key,
     content_type_for,
-    default_local_store_dir,
     file_sha256,
 )
 
@@ -43,8 +42,8 @@ class LocalVoiceStore:
 
     name = "local"
 
-    def __init__(self, root: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.root = Path(root) if root is not None else default_local_store_dir()
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.root = Path(root).expanduser()
         self.host = host
         self._requested_port = port
         self._server: ThreadingHTTPServer | None = None

@@ -8,17 +8,16 @@ The local store needs only the standard library; the S3 and Supabase stores need
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import SecretStr
+
+from honora_tts.settings import SettingsError, VoiceStoreSettings
 from honora_tts.voices.local_store import LocalVoiceStore
-from honora_tts.voices.stores import (
-    STORE_ENV,
-    VoiceStore,
-    VoiceStoreError,
-    default_local_store_dir,
-)
+from honora_tts.voices.stores import VoiceStore, VoiceStoreError
+
+STORE_ENV = VoiceStoreSettings.env_names()["kind"]
 
 STORES_EXTRA = "pip install 'honora-tts[stores]'"
 
@@ -46,56 +45,57 @@ def supabase_store_class() -> Any:
     return SupabaseVoiceStore
 
 
-def voice_store_from_env(env: Mapping[str, str] = os.environ) -> VoiceStore:
-    """The store the environment configures.
+def voice_store_from_env(env: Mapping[str, str] | None = None) -> VoiceStore:
+    """The store the environment (default: the process's) configures: see
+    :func:`voice_store_from_settings`."""
+    try:
+        settings = VoiceStoreSettings.from_env(env)
+    except SettingsError as exc:
+        raise VoiceStoreError(str(exc)) from None
+    return voice_store_from_settings(settings)
+
+
+def voice_store_from_settings(settings: VoiceStoreSettings) -> VoiceStore:
+    """The store ``settings`` configure.
 
     ``HONORA_VOICE_STORE`` = ``local`` | ``s3`` | ``supabase``; when unset: ``supabase`` if
     ``SUPABASE_URL`` and ``SUPABASE_KEY`` are set, ``s3`` if ``HONORA_S3_BUCKET`` is set, else
-    ``local``.
-
-    - local: ``HONORA_LOCAL_VOICE_STORE_DIR`` (default ``~/.cache/honora-tts/voice-store``).
-    - s3: ``HONORA_S3_BUCKET``, ``HONORA_S3_ENDPOINT_URL``, ``HONORA_S3_PREFIX`` (default
-      ``voices/``); credentials and region from boto3's own ``AWS_ACCESS_KEY_ID``,
-      ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``.
-    - supabase: ``SUPABASE_URL``, ``SUPABASE_KEY``, ``HONORA_SUPABASE_BUCKET`` (default
-      ``voices``), ``HONORA_SUPABASE_PUBLIC=1`` for public URLs instead of signed ones.
+    ``local`` (in ``HONORA_LOCAL_VOICE_STORE_DIR``). The S3 and Supabase SDKs are imported only
+    when chosen.
     """
-    # The SDK-backed stores are imported only when chosen.
-    kind = (env.get(STORE_ENV) or "").strip().lower()
-    if not kind:
-        if env.get("SUPABASE_URL") and env.get("SUPABASE_KEY"):
+    kind = settings.kind
+    if kind is None:
+        if settings.supabase_url and settings.supabase_key:
             kind = "supabase"
-        elif env.get("HONORA_S3_BUCKET"):
+        elif settings.s3_bucket:
             kind = "s3"
         else:
             kind = "local"
     if kind == "local":
-        return LocalVoiceStore(default_local_store_dir(env))
+        return LocalVoiceStore(settings.local_dir.expanduser())
     if kind == "s3":
-        bucket = env.get("HONORA_S3_BUCKET")
-        if not bucket:
+        if not settings.s3_bucket:
             raise VoiceStoreError(f"{STORE_ENV}=s3 needs HONORA_S3_BUCKET (the bucket name)")
         return s3_store_class()(
-            bucket,
-            endpoint_url=env.get("HONORA_S3_ENDPOINT_URL") or None,
-            access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
-            prefix=env.get("HONORA_S3_PREFIX", "voices/"),
+            settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            access_key_id=_secret(settings.aws_access_key_id),
+            secret_access_key=_secret(settings.aws_secret_access_key),
+            region=settings.aws_region,
+            prefix=settings.s3_prefix,
         )
-    if kind == "supabase":
-        url, key = env.get("SUPABASE_URL"), env.get("SUPABASE_KEY")
-        if not url or not key:
-            raise VoiceStoreError(
-                f"{STORE_ENV}=supabase needs SUPABASE_URL (https://<project>.supabase.co) "
-                "and SUPABASE_KEY"
-            )
-        return supabase_store_class()(
-            url,
-            key,
-            bucket=env.get("HONORA_SUPABASE_BUCKET") or "voices",
-            public=env.get("HONORA_SUPABASE_PUBLIC", "").strip() == "1",
+    if not settings.supabase_url or not settings.supabase_key:
+        raise VoiceStoreError(
+            f"{STORE_ENV}=supabase needs SUPABASE_URL (https://<project>.supabase.co) "
+            "and SUPABASE_KEY"
         )
-    raise VoiceStoreError(
-        f"{STORE_ENV}={kind!r} is not a voice store; use local, s3 or supabase"
+    return supabase_store_class()(
+        settings.supabase_url,
+        settings.supabase_key.get_secret_value(),
+        bucket=settings.supabase_bucket,
+        public=settings.supabase_public,
     )
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

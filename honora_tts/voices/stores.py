@@ -21,17 +21,11 @@ from the environment (so that the stores import this module and nothing imports 
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from honora_tts.voices.url_safety import describe_url
-
-STORE_ENV = "HONORA_VOICE_STORE"
-LOCAL_DIR_ENV = "HONORA_LOCAL_VOICE_STORE_DIR"
-DEFAULT_LOCAL_DIR = Path("~/.cache/honora-tts/voice-store")
 
 CONTENT_TYPES = {
     ".wav": "audio/wav",
@@ -105,8 +99,3 @@ def scrub(text: str, *secrets: str | None) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def default_local_store_dir(env: Mapping[str, str] = os.environ) -> Path:
-    """``HONORA_LOCAL_VOICE_STORE_DIR`` or ``~/.cache/honora-tts/voice-store``."""
-    return Path(env.get(LOCAL_DIR_ENV) or DEFAULT_LOCAL_DIR).expanduser()

@@ -22,6 +22,7 @@ from honora_tts.engines import (
     resolve_voice_file,
 )
 from honora_tts.protocol import ErrorCode, WorkerError
+from honora_tts.settings import ClientSettings
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_health_check_of_a_stale_worker_is_unhealthy_and_says_why(make_client, s
 
 
 def test_health_check_without_configuration_is_unhealthy(monkeypatch):
-    engine = XttsRunpodEngine(env={"RUNPOD_ENDPOINT_ID": "abc"})
+    engine = XttsRunpodEngine(settings=ClientSettings.from_env({"RUNPOD_ENDPOINT_ID": "abc"}))
     health = engine.health_check()
     assert health == {
         "status": "unhealthy", "error": health["error"], "error_type": "ConfigurationError",
@@ -169,11 +170,11 @@ def test_embedded_localpod_failing_to_start_is_a_typed_error_everywhere(
     with pytest.raises(EndpointUnavailable, match="address in use"):
         EndpointClient.from_env(endpoint="localpod")
     caplog.set_level(logging.WARNING, logger="honora_tts.engines")
-    health = XttsRunpodEngine(env={}).health_check()
+    health = XttsRunpodEngine(settings=ClientSettings.from_env({})).health_check()
     assert health["status"] == "unhealthy" and health["error_type"] == "EndpointUnavailable"
     assert health["version"] is None and "honora-tts localpod" in health["error"]
     assert "FALLING BACK TO LOCALPOD" in caplog.text  # the engine's fallback is announced
-    assert XttsRunpodEngine(env={}).generate("Hi.", "", "en", tmp_path / "a.wav") is False
+    assert XttsRunpodEngine(settings=ClientSettings.from_env({})).generate("Hi.", "", "en", tmp_path / "a.wav") is False
     assert health_main(["--endpoint", "localpod"]) == 1
     err = capsys.readouterr().err
     assert "EndpointUnavailable" in err and "Traceback" not in err
@@ -291,14 +292,17 @@ def test_local_engine_reports_a_model_that_cannot_load():
     assert health["status"] == "unhealthy" and "no checkpoint" in health["error"]
 
 
-def test_engine_params_come_from_the_environment(engine, fake, tmp_path, monkeypatch, caplog):
-    monkeypatch.setenv("HONORA_SYNTHESIS_PARAMS", '{"max_new_tokens": 8, "temperature": 0.6}')
+def test_engine_params_come_from_the_settings(client, fake, voices_dir, tmp_path, caplog):
+    settings = ClientSettings.from_env(
+        {"HONORA_SYNTHESIS_PARAMS": '{"max_new_tokens": 8, "temperature": 0.6}'})
+    engine = XttsRunpodEngine(client, settings=settings, voices_directory=voices_dir)
     assert engine.generate("Hi.", "", "en", tmp_path / "a.wav")
     assert fake.job_inputs[-1]["params"] == {"max_new_tokens": 8, "temperature": 0.6}
     engine.synthesize("Hi.", params={"temperature": 0.9})
     assert fake.job_inputs[-1]["params"] == {"max_new_tokens": 8, "temperature": 0.9}
 
-    monkeypatch.setenv("HONORA_SYNTHESIS_PARAMS", '{"temperature": 9}')
+    out_of_bounds = ClientSettings.from_env({"HONORA_SYNTHESIS_PARAMS": '{"temperature": 9}'})
+    engine = XttsRunpodEngine(client, settings=out_of_bounds, voices_directory=voices_dir)
     caplog.set_level(logging.ERROR, logger="honora_tts.engines")
     assert engine.generate("Hi.", "", "en", tmp_path / "b.wav") is False
     assert "HONORA_SYNTHESIS_PARAMS" in caplog.text

@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from honora_tts.settings import (
     SETTINGS_GROUPS,
     ClientSettings,
+    SettingsError,
     VoiceStoreSettings,
     WorkerSettings,
     settings_table,
@@ -31,7 +31,7 @@ def test_every_flag_follows_one_truthiness_rule(raw: str, expected: bool) -> Non
 
 
 def test_a_flag_that_is_not_a_flag_is_refused_naming_the_variable() -> None:
-    with pytest.raises(ValidationError, match="HONORA_PREFETCH|prefetch"):
+    with pytest.raises(SettingsError, match="HONORA_PREFETCH|prefetch"):
         WorkerSettings.from_env({"HONORA_PREFETCH": "maybe"})
 
 
@@ -50,14 +50,14 @@ def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch) -
 
 
 def test_bounds_and_formats_are_checked() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         WorkerSettings.from_env({"HONORA_WORKER_CONCURRENCY": "0"})
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         WorkerSettings.from_env({"HONORA_DEVICE": "tpu"})
     assert WorkerSettings.from_env({"HONORA_DEVICE": "cuda:1"}).device == "cuda:1"
-    with pytest.raises(ValidationError, match="http"):
+    with pytest.raises(SettingsError, match="http"):
         ClientSettings.from_env({"RUNPOD_API_BASE": "api.runpod.ai/v2"})
-    with pytest.raises(ValidationError, match="JSON"):
+    with pytest.raises(SettingsError, match="JSON"):
         ClientSettings.from_env({"HONORA_SYNTHESIS_PARAMS": "temperature=0.7"})
 
 

@@ -73,7 +73,7 @@ def test_explicit_choice_wins(tmp_path: Path) -> None:
         ({"HONORA_VOICE_STORE": "s3"}, "HONORA_S3_BUCKET"),
         ({"HONORA_VOICE_STORE": "supabase", "SUPABASE_URL": "https://x.supabase.co"},
          "SUPABASE_KEY"),
-        ({"HONORA_VOICE_STORE": "ftp"}, "local, s3 or supabase"),
+        ({"HONORA_VOICE_STORE": "ftp"}, "HONORA_VOICE_STORE='ftp'.*'local', 's3' or 'supabase'"),
     ],
 )
 def test_incomplete_settings_say_what_is_missing(env: dict[str, str], names: str) -> None:

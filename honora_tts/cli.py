@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "localpod": ("honora_tts.localpod.commands", "main", "run a local RunPod-compatible endpoint"),
     "verify": ("honora_tts.qa.verify", "main", "deploy verification (notebook 01) + verdict"),
     "bench": ("honora_tts.bench", "main", "benchmarks: figures and ratios, JSON under artifacts/"),
-    "tiny-model": ("honora_tts.xtts", "tiny_model_main", "build the offline tiny XTTS checkpoint"),
+    "tiny-model": ("honora_tts.model.checkpoints", "tiny_model_main", "build the offline tiny XTTS checkpoint"),
 }
 
 

@@ -97,12 +97,10 @@ def warm_up() -> None:
     except WorkerError:
         return  # already logged; every answer will carry model_not_ready
     try:
-        from honora_tts.xtts import DEFAULT_PARAMS
-
         path, sha = model.default_voice()
         latents = model.latents(path, sha)
         # One short generation pays the first-call costs (allocator, kernels) before any job.
-        model.synthesize("Ready.", "en", latents.latents, {**DEFAULT_PARAMS, "max_new_tokens": 4})
+        model.synthesize("Ready.", "en", latents.latents, {"max_new_tokens": 4})
     except Exception:  # warm-up is best effort: the first job tries again
         log.exception("default voice warm-up failed")
 
@@ -110,11 +108,11 @@ def warm_up() -> None:
 def _model() -> Any:
     with _state_lock:
         if _state.model is None and _state.model_error is None:
-            from honora_tts import xtts
+            from honora_tts.model import load_model
 
             started = time.perf_counter()
             try:
-                _state.model = xtts.load_model()
+                _state.model = load_model()
             except Exception as exc:  # noqa: BLE001 - reported in every answer
                 _state.model_error = f"{type(exc).__name__}: {exc}"
                 log.error("model failed to load: %s", _state.model_error)
@@ -247,10 +245,8 @@ def _synthesize_text(
     overrides = request.params.overrides()
     latent_args = {k: overrides.pop(k) for k in _LATENT_ARGS if k in overrides}
     latents = model.latents(voice.path, voice.sha256, **latent_args)
-    from honora_tts.xtts import DEFAULT_PARAMS
-
     try:
-        synthesis = model.synthesize(text, language, latents.latents, {**DEFAULT_PARAMS, **overrides})
+        synthesis = model.synthesize(text, language, latents.latents, request.params.resolved())
     except WorkerError:
         raise
     except Exception as exc:
@@ -404,15 +400,13 @@ def _stream_simple(
         overrides = request.params.overrides()
         latent_args = {k: overrides.pop(k) for k in _LATENT_ARGS if k in overrides}
         latents = model.latents(voice.path, voice.sha256, **latent_args)
-        from honora_tts.xtts import DEFAULT_PARAMS
-
         generation_started = time.perf_counter()
         total_samples = 0
         first_chunk_ms = None
         seq = 0
         assert request.text is not None
         for chunk in model.stream(
-            request.text, request.language, latents.latents, {**DEFAULT_PARAMS, **overrides}
+            request.text, request.language, latents.latents, request.params.resolved()
         ):
             elapsed = (time.perf_counter() - started) * 1000
             first_chunk_ms = elapsed if first_chunk_ms is None else first_chunk_ms

@@ -32,8 +32,8 @@ PHASES = (
     ("import honora_tts.handler", "honora_handler"), ("import coqui-tts XTTS", "coqui_tts"),
     ("model load (bare)", "model_load"), ("warm-up", "warm_up"), ("first job", "first_job"),
 )
-IMPORTS = ("import runpod, honora_tts.handler; from honora_tts import xtts; "
-           "xtts.skip_unused_sklearn_import(); import TTS.tts.models.xtts")
+IMPORTS = ("import runpod, honora_tts.handler; from honora_tts import model; "
+           "model.skip_unused_sklearn_import(); import TTS.tts.models.xtts")
 TIMEOUT_S = 600
 
 

@@ -17,14 +17,15 @@ def main() -> None:
     import runpod  # noqa: F401 - the worker's first import
 
     mark("runpod")
-    from honora_tts import handler, xtts
+    from honora_tts import handler
+    from honora_tts import model as xtts_model
 
     mark("honora_handler")
-    xtts.skip_unused_sklearn_import()
+    xtts_model.skip_unused_sklearn_import()
     import TTS.tts.models.xtts  # noqa: F401 - what loading the model imports
 
     mark("coqui_tts")
-    model = xtts.load_model("tiny")
+    model = xtts_model.load_model("tiny")
     mark("model_load")
     handler.warm_up()  # default voice latents + one short generation
     mark("warm_up")

@@ -97,11 +97,12 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     with empty_caches() as scratch:
         os.environ["HONORA_XTTS_CHECKPOINT"] = str(directory)
         os.environ.setdefault("HONORA_DEVICE", "cpu")
-        from honora_tts import handler, xtts
+        from honora_tts import handler
+        from honora_tts.model import load_model
         from honora_tts.voices import LocalVoiceStore
 
         watch = Stopwatch()
-        model = xtts.load_model(str(directory))
+        model = load_model(str(directory))
         load_ms = watch.ms()
         handler.warm_up()
         warm = model.latents(*model.default_voice()).latents

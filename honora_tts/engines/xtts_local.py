@@ -1,4 +1,4 @@
-"""``xtts-local``: the same engine API, synthesizing in this process with ``honora_tts.xtts``.
+"""``xtts-local``: the same engine API, synthesizing in this process with ``honora_tts.model``.
 
 Requests are validated by the worker's own protocol code; the voice is a local file (no upload),
 its speaker latents are cached by content hash exactly as on a worker.
@@ -31,9 +31,9 @@ _LATENT_ARGS = ("gpt_cond_len", "max_ref_length")
 
 
 def _default_loader(source: str | None) -> Any:
-    from honora_tts import xtts
+    from honora_tts.model import load_model
 
-    return xtts.load_model(source)
+    return load_model(source)
 
 
 class XttsLocalEngine(SynthesisEngine):
@@ -88,12 +88,10 @@ class XttsLocalEngine(SynthesisEngine):
             voice_path, voice_sha, voice_cache = self._voice(voice, model)
             overrides = request.params.overrides()
             latent_args = {k: overrides.pop(k) for k in _LATENT_ARGS if k in overrides}
-            from honora_tts.xtts import DEFAULT_PARAMS
-
             with self._lock:
                 latents = model.latents(voice_path, voice_sha, **latent_args)
                 synthesis = model.synthesize(
-                    text, request.language, latents.latents, {**DEFAULT_PARAMS, **overrides}
+                    text, request.language, latents.latents, request.params.resolved()
                 )
             encode_started = time.perf_counter()
             data = audio.encode(

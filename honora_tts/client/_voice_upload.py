@@ -7,7 +7,6 @@ text and ``data:`` URIs are refused.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from honora_tts.client._exceptions import ConfigurationError, InvalidRequest, VoiceUploadFailed
+from honora_tts.files import file_sha256
 
 log = logging.getLogger("honora_tts.client")
 
@@ -33,14 +33,6 @@ class VoiceReference:
     url: str | None
     sha256: str | None = None
     uploaded: bool = False
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class VoiceUploader:

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from honora_tts.client import InvalidRequest, JobFailed, SynthesisResult, Timings, new_request_id
-from honora_tts.client._voice_upload import file_sha256
 from honora_tts.engines.base import SynthesisEngine, log, merged_params
+from honora_tts.files import file_sha256
 from honora_tts.protocol import (
     CacheFacts,
     ErrorInfo,

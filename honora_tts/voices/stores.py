@@ -17,7 +17,6 @@ tokens: log them with :func:`~honora_tts.voices.url_safety.describe_url` (host a
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ CONTENT_TYPES = {
     ".mp3": "audio/mpeg",
     ".m4a": "audio/mp4",
 }
-_HASH_CHUNK = 1 << 20
 
 
 class VoiceStoreError(Exception):
@@ -75,15 +73,6 @@ class VoiceStore(Protocol):
     def upload(self, path: Path) -> StoredVoice:
         """Upload ``path`` unless its content is already stored; return where it lives."""
         ...
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_key(sha256: str, suffix: str, prefix: str = "") -> str:

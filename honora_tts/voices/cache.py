@@ -479,16 +479,3 @@ def _normalise_sha(value: str | None) -> str | None:
 
 def _elapsed_ms(started: float) -> float:
     return (time.monotonic() - started) * 1000.0
-
-
-_default_cache: VoiceCache | None = None
-_default_lock = threading.Lock()
-
-
-def default_voice_cache() -> VoiceCache:
-    """The process-wide cache, configured from the environment on first use."""
-    global _default_cache
-    with _default_lock:
-        if _default_cache is None:
-            _default_cache = VoiceCache()
-        return _default_cache

@@ -9,7 +9,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from honora_tts.protocol import AudioPayload, ErrorCode, OutputSpec, WorkerError
 
@@ -32,7 +32,7 @@ class OutputBucket(Protocol):
 @functools.lru_cache(maxsize=4)
 def _bucket_for(*values: str) -> OutputBucket | None:
     """One boto3 client per bucket setting."""
-    from honora_tts.voices import S3VoiceStore
+    from honora_tts.voices.s3_store import S3VoiceStore
 
     return S3VoiceStore.from_runpod_bucket_env(dict(zip(BUCKET_ENV, values, strict=True)))
 
@@ -55,13 +55,18 @@ class AudioDelivery:
     ) -> AudioPayload:
         """Base64, or (``delivery`` ``url``, or ``auto`` above :attr:`url_delivery_bytes` with
         a bucket) uploaded under ``outputs/{request_id}/{audio_key}.{format}``."""
-        common = {
-            "format": output.format,
-            "sample_rate": output.sample_rate,
-            "duration_s": round(duration_s, 4),
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
+        sha = hashlib.sha256(data).hexdigest()
+
+        def described(
+            delivery: Literal["base64", "url"], *, inline: str | None = None,
+            url: str | None = None,
+        ) -> AudioPayload:
+            return AudioPayload(
+                format=output.format, sample_rate=output.sample_rate,
+                duration_s=round(duration_s, 4), bytes=len(data), sha256=sha,
+                delivery=delivery, base64=inline, url=url,
+            )
+
         bucket = None
         if output.delivery == "url" or (
             output.delivery == "auto" and len(data) > self.url_delivery_bytes
@@ -75,9 +80,7 @@ class AudioDelivery:
                     field="output.delivery",
                 )
         if bucket is None:
-            return AudioPayload(
-                **common, delivery="base64", base64=base64.b64encode(data).decode("ascii")
-            )
+            return described("base64", inline=base64.b64encode(data).decode("ascii"))
         key = f"outputs/{request_id}/{audio_key}.{output.format}"
         try:
             url = bucket.put_bytes(key, data, CONTENT_TYPES[output.format])
@@ -85,4 +88,4 @@ class AudioDelivery:
             raise WorkerError(
                 ErrorCode.OUTPUT_UPLOAD_FAILED, f"could not upload the audio: {type(exc).__name__}"
             ) from exc
-        return AudioPayload(**common, delivery="url", url=url)
+        return described("url", url=url)

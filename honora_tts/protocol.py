@@ -569,9 +569,17 @@ def parse_request(raw: Any) -> ParsedRequest | ErrorInfo:
 
 
 # ---------------------------------------------------------------------------- response
+# Response models refuse fields they do not declare: what a worker sends is written down here.
+# The version record alone allows more: it is read from builds older and newer than this one.
 
 
-class AudioPayload(BaseModel):
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AudioPayload(_Response):
+    """Encoded audio: inline (``base64``) or uploaded (``url``)."""
+
     format: AudioFormat
     sample_rate: int
     channels: int = 1
@@ -583,24 +591,29 @@ class AudioPayload(BaseModel):
     url: str | None = None
 
 
-class StageTimings(BaseModel):
+class StageTimings(_Response):
     """Milliseconds spent in each stage of one synthesis (summed over a batch)."""
-
-    model_config = ConfigDict(extra="allow")
 
     voice_fetch_ms: float = 0.0
     latents_ms: float = 0.0
     generation_ms: float = 0.0
     encode_ms: float = 0.0
     total_ms: float = 0.0
+    #: Streams only: from the request's start to its first chunk, and how many chunks.
+    first_chunk_ms: float | None = None
+    chunks: int | None = None
 
 
-class CacheFacts(BaseModel):
+class CacheFacts(_Response):
+    """Where the voice file and its speaker latents came from."""
+
     voice: Literal["hit", "miss", "default"] = "default"
     latents: Literal["hit", "miss"] = "miss"
 
 
-class SectionResult(BaseModel):
+class SectionResult(_Response):
+    """One batch section's outcome."""
+
     id: str
     index: int
     status: Literal["ok", "error"]
@@ -612,11 +625,9 @@ class SectionResult(BaseModel):
     cache: CacheFacts | None = None
 
 
-class SynthesisResponse(BaseModel):
+class SynthesisResponse(_Response):
     """A whole response. ``error`` is set only when the request as a whole failed; RunPod then
     marks the job FAILED. A batch in which some sections failed is ``partial``, not an error."""
-
-    model_config = ConfigDict(extra="allow")
 
     request_id: str | None = None
     job_id: str | None = None
@@ -631,9 +642,11 @@ class SynthesisResponse(BaseModel):
     pieces: int | None = None
     health: dict[str, Any] | None = None
     error: ErrorInfo | None = None
+    #: Streams only: seconds of audio sent in ``chunk`` items (the response has no ``audio``).
+    streamed_duration_s: float | None = None
 
 
-class StreamChunk(BaseModel):
+class StreamChunk(_Response):
     """One item a streaming worker yields. ``type`` tells chunks from the closing summary."""
 
     type: Literal["chunk", "final"]

@@ -56,7 +56,14 @@ class SpeechModel(Protocol):
 
     def default_voice(self) -> tuple[Path, str]: ...
 
-    def latents(self, voice_path: Path, voice_sha256: str, **latent_args: Any) -> Any: ...
+    def latents(
+        self,
+        voice_path: Path,
+        voice_sha256: str,
+        *,
+        gpt_cond_len: int | None = None,
+        max_ref_length: int | None = None,
+    ) -> Any: ...
 
     def synthesize(self, text: str, language: str, latents: Any, params: dict[str, Any]) -> Any: ...
 

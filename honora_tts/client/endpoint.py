@@ -34,10 +34,10 @@ from honora_tts.client._exceptions import (
     JobFailed,
     JobTimedOut,
     StaleWorkerError,
+    interpret,
 )
 from honora_tts.client._redaction import install_redaction
 from honora_tts.client._voice_upload import VoiceUploader
-from honora_tts.client._worker_output import interpret
 from honora_tts.client.results import (
     BatchResult,
     Census,

@@ -93,6 +93,7 @@ def runpod_config(adapter: RunPodAdapter, options: WorkerOptions) -> dict[str, A
     def prefetch(_current: int) -> int:
         return ASYNC_CONCURRENCY
 
+    handler: Callable[[dict[str, Any]], Any]
     if options.streaming:
         handler, concurrency = adapter.handle_stream, fixed
     elif options.prefetch:

@@ -18,7 +18,7 @@ def resolve_checkpoint(name: str) -> tuple[Path, str]:
     """``(directory, label)`` for ``tiny``, ``full`` or a checkpoint directory (built on first
     use for tiny and full)."""
     if name == "tiny":
-        from honora_tts.xtts import tiny_checkpoint_dir
+        from honora_tts.model import tiny_checkpoint_dir
 
         return tiny_checkpoint_dir(0), "tiny (33 M, random weights)"
     if name == "full":

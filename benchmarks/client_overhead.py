@@ -5,7 +5,7 @@ same job handed to the handler in this process.
 
 Three layers per request:
 
-- *handler*: ``honora_tts.handler.handle`` called in process (the work itself);
+- *handler*: the worker's ``RunPodAdapter.handle`` called in process (the work itself);
 - *job lifetime*: submission to result as localpod recorded it (``delayTime + executionTime``):
   the handler plus the runpod SDK's worker loop and localpod;
 - *client wall time*: what the caller waits.
@@ -43,9 +43,9 @@ TARGET_P50_MS = 15.0
 
 
 def _in_process(repeats: int) -> list[float]:
-    from honora_tts import handler
+    from honora_tts.worker import build_adapter
 
-    handler.warm_up()
+    handler = build_adapter()  # the worker as it starts: model from the environment, warmed up
     samples = []
     for index in range(repeats):
         job = {"id": f"bench-{index}", "input": {"action": "health", "request_id": f"b-{index}"}}

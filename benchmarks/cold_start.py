@@ -2,7 +2,7 @@
 the bare model load.
 
 - *phases* (``cold_start_probe.py`` in a fresh interpreter, what ``worker/handler.py`` does
-  before its first job): interpreter start, ``import runpod``, ``import honora_tts.handler``,
+  before its first job): interpreter start, ``import runpod``, ``import honora_tts.worker``,
   coqui-tts's model stack, model load (the bare load), warm-up (default voice latents and one
   short generation), first job in process;
 - *through localpod*: a one-worker pod started with a job already waiting: worker process
@@ -29,11 +29,11 @@ from benchmarks.report import BenchResult, fmt
 PROBE = Path(__file__).with_name("cold_start_probe.py")
 PHASES = (
     ("interpreter", "main"), ("import runpod", "runpod"),
-    ("import honora_tts.handler", "honora_handler"), ("import coqui-tts XTTS", "coqui_tts"),
+    ("import honora_tts.worker", "honora_worker"), ("import coqui-tts XTTS", "coqui_tts"),
     ("model load (bare)", "model_load"), ("warm-up", "warm_up"), ("first job", "first_job"),
 )
-IMPORTS = ("import runpod, honora_tts.handler; from honora_tts import xtts; "
-           "xtts.skip_unused_sklearn_import(); import TTS.tts.models.xtts")
+IMPORTS = ("import runpod, honora_tts.worker; from honora_tts import model; "
+           "model.skip_unused_sklearn_import(); import TTS.tts.models.xtts")
 TIMEOUT_S = 600
 
 

@@ -17,18 +17,19 @@ def main() -> None:
     import runpod  # noqa: F401 - the worker's first import
 
     mark("runpod")
-    from honora_tts import handler, xtts
+    from honora_tts import model as xtts_model
+    from honora_tts import worker
 
-    mark("honora_handler")
-    xtts.skip_unused_sklearn_import()
+    mark("honora_worker")
+    xtts_model.skip_unused_sklearn_import()
     import TTS.tts.models.xtts  # noqa: F401 - what loading the model imports
 
     mark("coqui_tts")
-    model = xtts.load_model("tiny")
+    model = xtts_model.load_model("tiny")
     mark("model_load")
-    handler.warm_up()  # default voice latents + one short generation
+    adapter = worker.build_adapter(loader=lambda: model)  # default voice latents, one generation
     mark("warm_up")
-    answer = handler.handle({"id": "cold-1", "input": {
+    answer = adapter.handle({"id": "cold-1", "input": {
         "text": "Hello.", "language": "en", "params": {"max_new_tokens": 8, "seed": 1},
     }})
     mark("first_job")

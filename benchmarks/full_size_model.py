@@ -1,5 +1,5 @@
 """The full-size XTTS-v2 architecture with random weights, as a checkpoint directory that the
-real loading path (``honora_tts.xtts.load_model`` -> ``Xtts.load_checkpoint``) opens.
+real loading path (``honora_tts.model.load_model`` -> ``Xtts.load_checkpoint``) opens.
 
 Same classes and sizes as the released model (30 GPT layers, 1024 channels, 16 heads, the
 perceiver resampler, 1026 audio codes, 6681 text tokens, the HiFi-GAN decoder), so compute per
@@ -7,18 +7,28 @@ token is the release's; the weights are random, so its audio is noise and it nev
 stop token (bound generation with ``max_new_tokens``). The tokenizer is the tiny model's BPE,
 padded with unused tokens to the release's 6681 text tokens.
 
-Built once per seed under the cache directory (about 1.8 GB), like the tiny checkpoint.
-``honora_tts.xtts`` does not build it (yet); see docs/benchmarks.md.
+Built once per seed under the cache directory (about 1.8 GB), like the tiny checkpoint and
+through the same helper (:func:`honora_tts.model.checkpoints.build_once`); see
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
+
+from honora_tts.files import cache_dir
+from honora_tts.model.checkpoints import (
+    apply_synthesis_defaults,
+    build_once,
+    is_built,
+    recorded_metadata,
+    tiny_checkpoint_dir,
+    weights_checksum,
+)
+from honora_tts.model.constants import DEFAULT_VOICE_FILE, METADATA_FILE
 
 #: Bumped whenever the build changes: cached checkpoints of another recipe are rebuilt.
 RECIPE = 1
@@ -31,7 +41,6 @@ RELEASE_ARGS = {
 }
 RELEASE_TEXT_TOKENS = 6681
 DEFAULT_MAX_NEW_TOKENS = 64
-_METADATA = "honora_model.json"
 
 
 def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
@@ -42,9 +51,7 @@ def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
-    from honora_tts import xtts
-
-    tiny = xtts.tiny_checkpoint_dir(0)
+    tiny = tiny_checkpoint_dir(0)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = Tokenizer.from_file(str(tiny / "vocab.json"))
@@ -53,7 +60,7 @@ def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
         [AddedToken(f"[unused{i}]", special=True) for i in range(RELEASE_TEXT_TOKENS - size)]
     )
     tokenizer.save(str(directory / "vocab.json"))
-    shutil.copyfile(tiny / xtts.DEFAULT_VOICE_FILE, directory / xtts.DEFAULT_VOICE_FILE)
+    shutil.copyfile(tiny / DEFAULT_VOICE_FILE, directory / DEFAULT_VOICE_FILE)
 
     config = XttsConfig()
     args = config.model_args
@@ -62,13 +69,7 @@ def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     args.gpt_number_text_tokens = max(tokenizer.get_vocab().values()) + 1
     args.gpt_start_text_token = tokenizer.token_to_id("[START]")
     args.gpt_stop_text_token = tokenizer.token_to_id("[STOP]")
-    config.temperature = float(xtts.DEFAULT_PARAMS["temperature"])
-    config.repetition_penalty = float(xtts.DEFAULT_PARAMS["repetition_penalty"])
-    config.top_p = float(xtts.DEFAULT_PARAMS["top_p"])
-    config.top_k = int(xtts.DEFAULT_PARAMS["top_k"])
-    config.gpt_cond_len = int(xtts.DEFAULT_PARAMS["gpt_cond_len"])
-    config.gpt_cond_chunk_len = xtts.GPT_COND_CHUNK_LEN
-    config.max_ref_len = int(xtts.DEFAULT_PARAMS["max_ref_length"])
+    apply_synthesis_defaults(config)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -85,48 +86,25 @@ def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
         "builder": "benchmarks.full_size_model.build_full_size_checkpoint",
         "recipe": RECIPE,
     }
-    (directory / _METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
-    xtts.weights_checksum(directory / "model.pth")
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    weights_checksum(directory / "model.pth")
     return directory
 
 
-def _is_current(directory: Path) -> bool:
-    try:
-        metadata = json.loads((directory / _METADATA).read_text())
-    except (OSError, ValueError):
-        return False
-    files = ("model.pth", "config.json", "vocab.json")
-    return metadata.get("recipe") == RECIPE and all((directory / f).is_file() for f in files)
-
-
 def full_size_checkpoint_dir(seed: int = 0) -> Path:
-    """The checkpoint for ``seed`` under the cache directory, built on first use (under a file
-    lock, into a temporary directory renamed into place)."""
-    from honora_tts.xtts import cache_dir, file_lock
-
-    root = cache_dir()
-    final = root / f"full-size-xtts-seed{seed}"
-    if _is_current(final):
-        return final
-    with file_lock(root / f"full-size-xtts-seed{seed}.lock"):
-        if _is_current(final):
-            return final
-        if final.exists():
-            shutil.rmtree(final)
-        scratch = Path(tempfile.mkdtemp(prefix=f".full-size-xtts-seed{seed}.", dir=root))
-        try:
-            build_full_size_checkpoint(scratch, seed=seed)
-            os.rename(scratch, final)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-    return final
+    """The checkpoint for ``seed`` under the cache directory, built on first use
+    (:func:`~honora_tts.model.checkpoints.build_once`)."""
+    return build_once(
+        cache_dir() / f"full-size-xtts-seed{seed}",
+        lambda directory: is_built(directory, RECIPE),
+        lambda scratch: build_full_size_checkpoint(scratch, seed=seed),
+    )
 
 
 def parameters(directory: Path) -> int | None:
     try:
-        return int(json.loads((directory / _METADATA).read_text())["parameters"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int(recorded_metadata(directory)["parameters"])
+    except (KeyError, TypeError, ValueError):
         return None
 
 

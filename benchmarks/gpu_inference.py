@@ -80,10 +80,10 @@ def _precision(directory: Path, device: str, fp16: bool, tokens: int, repeats: i
     """honora at one precision, interleaved with plain coqui (``coqui`` holds its model and
     conditioning, loaded at the first call with honora's default voice; its rows are appended
     there)."""
-    from honora_tts import xtts
+    from honora_tts.model import forget_loaded_models, load_model
 
-    xtts.reset_loaded_model()
-    model = xtts.load_model(str(directory), device=device, fp16=fp16)
+    forget_loaded_models()
+    model = load_model(str(directory), device=device, fp16=fp16)
     voice, sha = model.default_voice()
     latents = model.latents(voice, sha).latents
     params = {"max_new_tokens": tokens, "seed": SEED}
@@ -107,7 +107,7 @@ def _precision(directory: Path, device: str, fp16: bool, tokens: int, repeats: i
     for step in ("coqui_whole", "coqui_stream"):
         coqui.setdefault(step, []).extend(rows[step])
     rows["concurrent"] = {n: _concurrent(model, latents, params, n) for n in concurrency}
-    xtts.reset_loaded_model()
+    forget_loaded_models()
     return rows
 
 
@@ -117,7 +117,7 @@ def _verdict(ok: bool, gpu: bool) -> Verdict:
 
 def run(options: BenchOptions, result: BenchResult) -> None:
     quiet_library_logs()
-    from honora_tts.xtts import TOKENS_PER_SECOND
+    from honora_tts.model import TOKENS_PER_SECOND
 
     device = options.device
     gpu = device.startswith("cuda")

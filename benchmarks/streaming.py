@@ -35,7 +35,7 @@ SEED = 5
 @contextlib.contextmanager
 def _timed_vocoder(into: list[float]) -> Iterator[None]:
     """Record the wall time of every ``IncrementalVocoder.render`` call."""
-    from honora_tts.xtts import IncrementalVocoder
+    from honora_tts.model import IncrementalVocoder
 
     original = IncrementalVocoder.render
 
@@ -88,11 +88,12 @@ def _measure(model_name: str, tokens: int, repeats: int, *,
     """Whole and honora-streamed ``repeats`` times, plain coqui streamed once; the streams to
     their first chunk only unless ``streams_to_the_end`` (what the first audio / whole figure
     needs; on the full-size model on a CPU the rest takes minutes)."""
-    from honora_tts import xtts
+    from honora_tts.model import forget_loaded_models, load_model
+    from honora_tts.protocol import SYNTHESIS_DEFAULTS
 
     directory, label = resolve_checkpoint(model_name)
-    xtts.reset_loaded_model()
-    model = xtts.load_model(str(directory), device="cpu")
+    forget_loaded_models()
+    model = load_model(str(directory), device="cpu")
     voice, sha = model.default_voice()
     latents = model.latents(voice, sha).latents
     params = {"max_new_tokens": tokens, "seed": SEED}
@@ -114,8 +115,8 @@ def _measure(model_name: str, tokens: int, repeats: int, *,
         for step in order:
             rows[step].append(steps[step]())
     steps.clear()  # drops the plain coqui model
-    chunk_tokens = int(xtts.DEFAULT_PARAMS["stream_chunk_size"])
-    xtts.reset_loaded_model()
+    chunk_tokens = int(SYNTHESIS_DEFAULTS["stream_chunk_size"])
+    forget_loaded_models()
     return {"label": label, "tokens": tokens, "chunk_tokens": chunk_tokens, "rows": rows}
 
 
@@ -157,7 +158,7 @@ def _report(result: BenchResult, tag: str, measured: dict[str, Any]) -> None:
 
 def run(options: BenchOptions, result: BenchResult) -> None:
     quiet_library_logs()
-    from honora_tts.xtts import TOKENS_PER_SECOND
+    from honora_tts.model import TOKENS_PER_SECOND
 
     seconds = 2.0 if options.quick else UTTERANCE_S
     tokens = round(seconds * TOKENS_PER_SECOND)

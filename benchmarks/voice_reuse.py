@@ -1,4 +1,4 @@
-"""P2 voice reuse: the worker's handler, in process, on the full-size XTTS architecture (random
+"""P2 voice reuse: the worker (its RunPod adapter and synthesis service), in process, on the full-size XTTS architecture (random
 weights, generation bounded to a fixed token count) on CPU.
 
 - *first*: a request with a voice this worker has never seen: download from a local voice store
@@ -34,16 +34,14 @@ TARGET_REPEAT_RATIO = 1.05
 SEED = 11
 
 
-def _handle(handler: Any, model: Any, url: str, sha: str, params: dict[str, Any]) -> dict:
-    from honora_tts.voices import default_voice_cache
-
-    cache = default_voice_cache()
+def _handle(worker: Any, model: Any, url: str, sha: str, params: dict[str, Any]) -> dict:
+    cache = worker.service.voices
     downloads, computed = cache.stats()["downloads"], model.stats()["latents_computed"]
     job = {"id": uuid.uuid4().hex, "input": {
         "text": TEXT, "language": "en", "voice_url": url, "voice_sha256": sha, "params": params,
     }}
     watch = Stopwatch()
-    answer = handler.handle(job)
+    answer = worker.handle(job)
     wall = watch.ms()
     if answer.get("status") != "ok":
         raise RuntimeError(f"the handler answered {answer.get('status')}: {answer.get('error')}")
@@ -66,19 +64,17 @@ def _pure(model: Any, path: Path, sha: str, params: dict[str, Any]) -> dict:
     return {"wall_ms": watch.ms(), "audio_s": synthesis.samples.size / model.sample_rate}
 
 
-def _measure_voice(handler: Any, model: Any, store: Any, path: Path, pairs: int,
+def _measure_voice(worker: Any, model: Any, store: Any, path: Path, pairs: int,
                    params: dict[str, Any]) -> dict[str, Any]:
-    from honora_tts.voices import default_voice_cache
-
     stored = store.upload(path)
-    first = _handle(handler, model, stored.url, stored.sha256, params)
-    local = default_voice_cache().fetch(stored.url, expected_sha256=stored.sha256).path
+    first = _handle(worker, model, stored.url, stored.sha256, params)
+    local = worker.service.voices.fetch(stored.url, expected_sha256=stored.sha256).path
     repeats, pures = [], []
     for index in range(pairs):
         steps = ("repeat", "pure") if index % 2 == 0 else ("pure", "repeat")
         for step in steps:
             if step == "repeat":
-                repeats.append(_handle(handler, model, stored.url, stored.sha256, params))
+                repeats.append(_handle(worker, model, stored.url, stored.sha256, params))
             else:
                 pures.append(_pure(model, local, stored.sha256, params))
     return {"first": first, "repeat": repeats, "pure": pures,
@@ -95,21 +91,22 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     params = {"max_new_tokens": tokens, "seed": SEED}
     measured: dict[float, list[dict[str, Any]]] = {}
     with empty_caches() as scratch:
-        os.environ["HONORA_XTTS_CHECKPOINT"] = str(directory)
-        os.environ.setdefault("HONORA_DEVICE", "cpu")
-        from honora_tts import handler, xtts
-        from honora_tts.voices import LocalVoiceStore
+        from honora_tts.model import forget_loaded_models, load_model
+        from honora_tts.voices import LocalVoiceStore, VoiceCache
+        from honora_tts.worker import build_adapter
 
+        forget_loaded_models()  # a model loaded earlier would bring its warm latent cache
         watch = Stopwatch()
-        model = xtts.load_model(str(directory))
+        model = load_model(str(directory), device=os.environ.get("HONORA_DEVICE") or "cpu")
         load_ms = watch.ms()
-        handler.warm_up()
+        voices = VoiceCache(root=scratch / "voices", allow_private=True)
+        worker = build_adapter(loader=lambda: model, voices=voices)  # warms up
         warm = model.latents(*model.default_voice()).latents
         model.synthesize(TEXT, "en", warm, params)  # first inference pays one-off allocations
         with LocalVoiceStore(scratch / "store") as store:
             for seconds, count in voice_counts.items():
                 measured[seconds] = [
-                    _measure_voice(handler, model, store,
+                    _measure_voice(worker, model, store,
                                    write_voice(scratch / f"voice-{seconds:g}s-{i}.wav", seconds,
                                                variant=200 + i + int(seconds)),
                                    pairs, params)

@@ -15,7 +15,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "census": ("honora_tts.client.commands", "census_main", "which builds the workers run"),
     "localpod": ("honora_tts.localpod.commands", "main", "run a local RunPod-compatible endpoint"),
     "verify": ("honora_tts.qa.verify", "main", "deploy verification (notebook 01) + verdict"),
-    "tiny-model": ("honora_tts.xtts", "tiny_model_main", "build the offline tiny XTTS checkpoint"),
+    "tiny-model": ("honora_tts.model.checkpoints", "tiny_model_main", "build the offline tiny XTTS checkpoint"),
 }
 
 

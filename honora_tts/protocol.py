@@ -121,8 +121,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
 
 
+#: The synthesis defaults, one set for worker, local engine and model: the values of the
+#: ``config.json`` shipped with the XTTS-v2 release (temperature 0.75, repetition_penalty 5.0,
+#: top_k 50, top_p 0.85, length_penalty 1.0) with speed 1.0, latents from the first 6 s
+#: (``gpt_cond_len``) of at most 30 s of reference (``max_ref_length``), and 20 GPT tokens per
+#: streamed chunk. coqui's class config (temperature 0.85, repetition_penalty 2.0) and its method
+#: defaults (repetition_penalty 10.0) are not used. ``max_new_tokens`` defaults to the
+#: checkpoint's own bound and ``seed`` to none; every other :class:`SynthesisParams` field has a
+#: default here.
+SYNTHESIS_DEFAULTS: dict[str, float | int] = {
+    "temperature": 0.75,
+    "repetition_penalty": 5.0,
+    "top_k": 50,
+    "top_p": 0.85,
+    "length_penalty": 1.0,
+    "speed": 1.0,
+    "gpt_cond_len": 6,
+    "max_ref_length": 30,
+    "stream_chunk_size": 20,
+}
+#: The parameters that shape the speaker latents rather than the generation.
+LATENT_PARAMS = ("gpt_cond_len", "max_ref_length")
+
+
 class SynthesisParams(_Strict):
-    """Overrides of the synthesis defaults (:data:`honora_tts.xtts.DEFAULT_PARAMS`), each bounded."""
+    """Overrides of the synthesis defaults (:data:`SYNTHESIS_DEFAULTS`), each bounded."""
 
     temperature: Annotated[float, Field(gt=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
@@ -140,7 +163,12 @@ class SynthesisParams(_Strict):
     stream_chunk_size: Annotated[int, Field(ge=4, le=200)] | None = None
 
     def overrides(self) -> dict[str, Any]:
+        """The values given, nothing else."""
         return self.model_dump(exclude_none=True)
+
+    def resolved(self) -> dict[str, Any]:
+        """:data:`SYNTHESIS_DEFAULTS` overridden by the values given."""
+        return {**SYNTHESIS_DEFAULTS, **self.overrides()}
 
 
 AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
@@ -166,7 +194,9 @@ class OutputSpec(_Strict):
         return value
 
 
-def _normalise_language(value: Any) -> Any:
+def normalise_language(value: Any) -> Any:
+    """A language code as the worker knows it (``zh`` -> ``zh-cn``, ``EN`` -> ``en``); anything
+    that is not a string is returned unchanged (validation reports it)."""
     if isinstance(value, str):
         value = value.strip()
         return LANGUAGE_ALIASES.get(value, value.lower() if value != "zh-cn" else value)
@@ -219,7 +249,7 @@ class Section(_Strict):
     @field_validator("language", mode="before")
     @classmethod
     def _language(cls, value: Any) -> Any:
-        return _normalise_language(value)
+        return normalise_language(value)
 
     _voice_url = field_validator("voice_url")(lambda cls, v: _check_voice_url(v))
 
@@ -243,7 +273,7 @@ class SynthesizeRequest(_Strict):
     @field_validator("language", mode="before")
     @classmethod
     def _language(cls, value: Any) -> Any:
-        return _normalise_language(value)
+        return normalise_language(value)
 
     @field_validator("request_id")
     @classmethod
@@ -539,9 +569,17 @@ def parse_request(raw: Any) -> ParsedRequest | ErrorInfo:
 
 
 # ---------------------------------------------------------------------------- response
+# Response models refuse fields they do not declare: what a worker sends is written down here.
+# The version record alone allows more: it is read from builds older and newer than this one.
 
 
-class AudioPayload(BaseModel):
+class _Response(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AudioPayload(_Response):
+    """Encoded audio: inline (``base64``) or uploaded (``url``)."""
+
     format: AudioFormat
     sample_rate: int
     channels: int = 1
@@ -553,24 +591,29 @@ class AudioPayload(BaseModel):
     url: str | None = None
 
 
-class StageTimings(BaseModel):
+class StageTimings(_Response):
     """Milliseconds spent in each stage of one synthesis (summed over a batch)."""
-
-    model_config = ConfigDict(extra="allow")
 
     voice_fetch_ms: float = 0.0
     latents_ms: float = 0.0
     generation_ms: float = 0.0
     encode_ms: float = 0.0
     total_ms: float = 0.0
+    #: Streams only: from the request's start to its first chunk, and how many chunks.
+    first_chunk_ms: float | None = None
+    chunks: int | None = None
 
 
-class CacheFacts(BaseModel):
+class CacheFacts(_Response):
+    """Where the voice file and its speaker latents came from."""
+
     voice: Literal["hit", "miss", "default"] = "default"
     latents: Literal["hit", "miss"] = "miss"
 
 
-class SectionResult(BaseModel):
+class SectionResult(_Response):
+    """One batch section's outcome."""
+
     id: str
     index: int
     status: Literal["ok", "error"]
@@ -582,11 +625,9 @@ class SectionResult(BaseModel):
     cache: CacheFacts | None = None
 
 
-class SynthesisResponse(BaseModel):
+class SynthesisResponse(_Response):
     """A whole response. ``error`` is set only when the request as a whole failed; RunPod then
     marks the job FAILED. A batch in which some sections failed is ``partial``, not an error."""
-
-    model_config = ConfigDict(extra="allow")
 
     request_id: str | None = None
     job_id: str | None = None
@@ -601,9 +642,11 @@ class SynthesisResponse(BaseModel):
     pieces: int | None = None
     health: dict[str, Any] | None = None
     error: ErrorInfo | None = None
+    #: Streams only: seconds of audio sent in ``chunk`` items (the response has no ``audio``).
+    streamed_duration_s: float | None = None
 
 
-class StreamChunk(BaseModel):
+class StreamChunk(_Response):
     """One item a streaming worker yields. ``type`` tells chunks from the closing summary."""
 
     type: Literal["chunk", "final"]

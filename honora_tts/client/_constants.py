@@ -63,7 +63,4 @@ TTL_MARGIN_MS = 10 * 60 * 1000
 RUNSYNC_WAIT_MIN_MS = 1_000
 RUNSYNC_WAIT_MAX_MS = 300_000
 
-#: What the batch-only worker (handler version 1) answers to every simple request.
-STALE_SIGNATURE = "No sections provided"
-
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from honora_tts import envelope
 from honora_tts.client._redaction import redact
-from honora_tts.protocol import VersionRecord
+from honora_tts.client.results import JobStatus
+from honora_tts.protocol import SynthesisResponse, VersionRecord
 
 
 class HonoraClientError(Exception):
@@ -224,3 +226,117 @@ class StaleWorkerError(JobError):
             "check with `honora-tts census`.",
             **kw,
         )
+
+
+# ------------------------------------------------------------------ reading a finished job
+
+
+def check_version(
+    version: VersionRecord | None,
+    *,
+    min_handler_version: int,
+    worker_id: str | None,
+    request_id: str | None,
+    job_id: str | None,
+) -> VersionRecord:
+    """The version record, or StaleWorkerError when it is missing or too old."""
+    if version is None:
+        raise StaleWorkerError(
+            "a response without a version record",
+            worker_id=worker_id, min_handler_version=min_handler_version,
+            request_id=request_id, job_id=job_id,
+        )
+    if version.handler_version < min_handler_version:
+        raise StaleWorkerError(
+            f"handler version {version.handler_version} (git {version.git_sha[:12]}, built "
+            f"{version.build_time}); this client needs at least {min_handler_version}",
+            version=version, worker_id=worker_id or version.worker_id,
+            min_handler_version=min_handler_version, request_id=request_id, job_id=job_id,
+        )
+    return version
+
+
+def interpret(
+    job: JobStatus,
+    *,
+    request_id: str,
+    min_handler_version: int,
+) -> SynthesisResponse:
+    """The worker's response for a final job (decoded by :mod:`honora_tts.envelope`), or the
+    typed error that explains the job."""
+    job_id = job.id or None
+    if job.status == "CANCELLED":
+        raise JobCancelled(
+            "the job was cancelled before it finished (from the RunPod console, another "
+            "client, or a queue purge). Send it again if it is still wanted.",
+            status=job.status, request_id=request_id, job_id=job_id,
+        )
+    if job.status == "TIMED_OUT":
+        raise JobTimedOut(
+            "RunPod stopped the job at its execution timeout. Raise the deadline (policy "
+            "executionTimeout) or send less text per job.",
+            status=job.status, request_id=request_id, job_id=job_id,
+        )
+    error = envelope.decode_error(job.error)
+    response = envelope.response_of(job.output)
+    not_a_response = job.status != "COMPLETED" or response is None
+    if envelope.mentions_stale_signature(job.error) or (
+        not_a_response and envelope.mentions_stale_signature(job.output)
+    ):
+        raise StaleWorkerError(
+            f'"{envelope.STALE_SIGNATURE}" (the batch-only worker, handler version 1)',
+            worker_id=job.worker_id, min_handler_version=min_handler_version,
+            status=job.status, request_id=request_id, job_id=job_id,
+        )
+    if job.status == "FAILED":
+        raw_version = (response or {}).get("version") or (error.version if error else None)
+        version = envelope.version_of(raw_version)
+        worker_id = job.worker_id or (version.worker_id if version else None)
+        if version is not None:
+            check_version(version, min_handler_version=min_handler_version,
+                          worker_id=worker_id, request_id=request_id, job_id=job_id)
+        echoed = (response or {}).get("request_id") or (error.request_id if error else None)
+        if version is not None and echoed and echoed != request_id:
+            raise RequestIdMismatch(
+                f"the failed job answers request {echoed!r}, not the one sent", request_id=request_id, job_id=job_id
+            )
+        if error is None:
+            error = envelope.WorkerFailure(
+                code="worker_error", message="the job failed without detail"
+            )
+        if version is None and error.code == "worker_error":
+            error = envelope.WorkerFailure(
+                code="worker_lost",
+                message=f"{error.message} (no answer from the handler: the worker may have "
+                "crashed or been stopped)",
+            )
+        raise JobFailed(error.code, error.message, field=error.field, version=version,
+                        worker_id=worker_id, status=job.status, request_id=request_id, job_id=job_id)
+    if job.status != "COMPLETED":
+        raise InvalidResponse(f"the job is not finished (status {job.status})", request_id=request_id, job_id=job_id)
+    if response is None:
+        raise StaleWorkerError(
+            f"output that is not a honora response ({type(job.output).__name__})",
+            worker_id=job.worker_id, min_handler_version=min_handler_version,
+            status=job.status, request_id=request_id, job_id=job_id,
+        )
+    version = envelope.version_of(response.get("version"))
+    worker_id = job.worker_id or (version.worker_id if version else None)
+    check_version(version, min_handler_version=min_handler_version, worker_id=worker_id, request_id=request_id, job_id=job_id)
+    echoed = response.get("request_id")
+    if echoed != request_id:
+        raise RequestIdMismatch(
+            f"the response answers request {echoed!r}, not the one sent. Another job's result "
+            "came back: check that no proxy or cache sits between the client and the endpoint.",
+            request_id=request_id, job_id=job_id,
+        )
+    try:
+        parsed = envelope.decode_response(response)
+    except ValueError as exc:
+        raise InvalidResponse(
+            f"the worker's response does not match the protocol: {exc}", request_id=request_id, job_id=job_id
+        ) from exc
+    if parsed.error is not None:
+        raise JobFailed(parsed.error.code.value, parsed.error.message, field=parsed.error.field,
+                        version=parsed.version, worker_id=worker_id, status=job.status, request_id=request_id, job_id=job_id)
+    return parsed

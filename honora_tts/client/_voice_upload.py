@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from honora_tts.client._exceptions import ConfigurationError, InvalidRequest, VoiceUploadFailed
-from honora_tts.client.local_files import file_sha256
+from honora_tts.files import file_sha256
 
 log = logging.getLogger("honora_tts.client")
 

@@ -3,7 +3,6 @@ content hash) and output files (the audio format a suffix names)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -11,7 +10,6 @@ from honora_tts.settings import ClientSettings
 
 VOICES_DIR_ENV = ClientSettings.env_names()["voices_dir"]
 SUFFIX_FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".mp3": "mp3"}
-_HASH_BLOCK = 1 << 20
 
 
 def voices_dir(settings: ClientSettings) -> Path:
@@ -36,15 +34,6 @@ def resolve_voice_file(voice: str | os.PathLike[str] | None, directory: Path) ->
         f"voice {str(voice)!r} is not in the voices directory {directory.resolve()} "
         f"(set {VOICES_DIR_ENV} to the folder holding the voice files)"
     )
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's content, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def output_format(out_path: str | os.PathLike[str]) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from honora_tts.client._constants import FINAL_STATES
+from honora_tts.files import write_atomically
 from honora_tts.protocol import CacheFacts, StageTimings, VersionRecord
 
 if TYPE_CHECKING:
@@ -162,20 +162,6 @@ class SynthesisResult:
             "timings": self.timings.to_dict(),
             "cache": self.cache.model_dump() if self.cache else None,
         }
-
-
-def write_atomically(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass(frozen=True)

@@ -7,20 +7,20 @@ hands the items out through ``GET /stream/{job_id}``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self
 
+from honora_tts import envelope
 from honora_tts.client._deadline import Deadline
 from honora_tts.client._exceptions import InvalidResponse
 from honora_tts.client.results import AudioChunk, JobStatus, SynthesisResult, Timings
+from honora_tts.protocol import StreamChunk
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from honora_tts.client._envelope import ResponseReader
+    from honora_tts.client._response_reader import ResponseReader
     from honora_tts.client.audio_delivery import AudioFetcher
     from honora_tts.client.job_runner import JobRunner
 
@@ -90,15 +90,16 @@ class SynthesisStream:
             for poll in stream:
                 polls += 0 if poll.final else 1
                 for item in poll.outputs:
-                    if not isinstance(item, dict):
+                    decoded = self._item(item)
+                    if decoded is None:
                         continue
-                    if item.get("type") == "final":
+                    if decoded.type == "final":
                         final = item
                         continue
-                    if item.get("type") != "chunk" or int(item.get("seq", 0)) <= last_seq:
+                    if decoded.seq <= last_seq:
                         continue
-                    last_seq = int(item.get("seq", 0))
-                    chunk = self._decode(item)
+                    last_seq = decoded.seq
+                    chunk = self._decode(decoded)
                     if self.time_to_first_audio_ms is None:
                         self.time_to_first_audio_ms = self._deadline.elapsed_ms()
                     yield chunk
@@ -114,21 +115,29 @@ class SynthesisStream:
         response = self._responses.read(status, self.request_id)
         self.result = self._assemble(response, status, submit_ms, polls)
 
-    def _decode(self, item: dict[str, Any]) -> AudioChunk:
+    def _item(self, item: Any) -> StreamChunk | None:
+        try:
+            return envelope.decode_stream_item(item)
+        except ValueError as exc:
+            raise InvalidResponse(
+                f"the stream breaks the protocol: {exc}",
+                request_id=self.request_id, job_id=self.job_id,
+            ) from exc
+
+    def _decode(self, item: StreamChunk) -> AudioChunk:
         from honora_tts import audio
 
         try:
-            pcm = base64.b64decode(item.get("pcm16_base64") or "", validate=True)
-            samples = audio.from_pcm16(pcm)
-        except (binascii.Error, ValueError) as exc:
+            samples = audio.from_pcm16(envelope.chunk_pcm16(item))
+        except ValueError as exc:
             raise InvalidResponse(
-                f"stream chunk {item.get('seq')} is not base64 16-bit PCM: {exc}",
+                f"stream chunk {item.seq} is not base64 16-bit PCM: {exc}",
                 request_id=self.request_id, job_id=self.job_id,
             ) from exc
-        self._sample_rate = int(item.get("sample_rate") or self._sample_rate)
+        self._sample_rate = item.sample_rate or self._sample_rate
         self._chunks.append(samples)
         return AudioChunk(
-            seq=int(item.get("seq", 0)), samples=samples, sample_rate=self._sample_rate,
+            seq=item.seq, samples=samples, sample_rate=self._sample_rate,
             received_ms=self._deadline.elapsed_ms(),
         )
 

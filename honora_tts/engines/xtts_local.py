@@ -1,4 +1,5 @@
-"""``xtts-local``: the same engine API, synthesizing in this process with ``honora_tts.xtts``.
+"""``xtts-local``: the same engine API, synthesizing in this process with the worker's own
+:class:`~honora_tts.synthesis.SynthesisService` (on a model from ``honora_tts.model``).
 
 Requests are validated by the worker's own protocol code; the voice is a local file (no upload),
 its speaker latents are cached by content hash exactly as on a worker.
@@ -15,25 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from honora_tts.client import InvalidRequest, JobFailed, SynthesisResult, Timings, new_request_id
-from honora_tts.client.local_files import file_sha256
 from honora_tts.engines.base import SynthesisEngine, log
+from honora_tts.files import file_sha256
 from honora_tts.protocol import (
-    CacheFacts,
     ErrorInfo,
-    StageTimings,
     SynthesisParams,
     SynthesizeRequest,
     WorkerError,
     parse_request,
 )
-
-_LATENT_ARGS = ("gpt_cond_len", "max_ref_length")
+from honora_tts.synthesis import SynthesisService, VoiceSample
 
 
 def _default_loader(source: str | None) -> Any:
-    from honora_tts import xtts
+    from honora_tts.model import load_model
 
-    return xtts.load_model(source)
+    return load_model(source)
 
 
 class XttsLocalEngine(SynthesisEngine):
@@ -55,6 +53,7 @@ class XttsLocalEngine(SynthesisEngine):
         self._source = model_source
         self._loader = loader or _default_loader
         self._lock = threading.Lock()
+        self._service: SynthesisService | None = None
 
     @property
     def model(self) -> Any:
@@ -62,6 +61,16 @@ class XttsLocalEngine(SynthesisEngine):
             if self._model is None:
                 self._model = self._loader(self._source)
             return self._model
+
+    @property
+    def service(self) -> SynthesisService:
+        """The synthesis pipeline around :attr:`model` (loaded on first use); local voices
+        only, so it has no voice cache."""
+        model = self.model
+        with self._lock:
+            if self._service is None:
+                self._service = SynthesisService(model)
+            return self._service
 
     def synthesize(
         self,
@@ -77,30 +86,18 @@ class XttsLocalEngine(SynthesisEngine):
     ) -> SynthesisResult:
         """Synthesize in process; raises InvalidRequest or JobFailed (with the protocol's
         error code) like the remote engine."""
-        from honora_tts import audio
         from honora_tts.version import version_record
 
         started = time.perf_counter()
         request_id = request_id or new_request_id()
         request = self._validated(text, language, format, sample_rate, params, request_id)
         try:
-            model = self.model
-            voice_path, voice_sha, voice_cache = self._voice(voice, model)
-            overrides = request.params.overrides()
-            latent_args = {k: overrides.pop(k) for k in _LATENT_ARGS if k in overrides}
-            from honora_tts.xtts import DEFAULT_PARAMS
-
+            service = self.service
+            voice = self._voice(voice, service)
             with self._lock:
-                latents = model.latents(voice_path, voice_sha, **latent_args)
-                synthesis = model.synthesize(
-                    text, request.language, latents.latents, {**DEFAULT_PARAMS, **overrides}
+                rendered = service.render(
+                    text, request.language, voice, request.params, request.output
                 )
-            encode_started = time.perf_counter()
-            data = audio.encode(
-                synthesis.samples, model.sample_rate, request.output.format,
-                target_rate=request.output.sample_rate,
-            )
-            encode_ms = (time.perf_counter() - encode_started) * 1000
         except WorkerError as exc:
             raise JobFailed(exc.code.value, exc.message, field=exc.field,
                             version=version_record(), request_id=request_id) from exc
@@ -108,19 +105,14 @@ class XttsLocalEngine(SynthesisEngine):
             raise JobFailed("synthesis_failed", f"{type(exc).__name__}: {exc}",
                             version=version_record(), request_id=request_id) from exc
         total_ms = (time.perf_counter() - started) * 1000
-        stages = StageTimings(
-            latents_ms=round(latents.elapsed_ms, 2),
-            generation_ms=round(synthesis.generation_ms, 2),
-            encode_ms=round(encode_ms, 2), total_ms=round(total_ms, 2),
-        )
+        stages = rendered.timings.model_copy(update={"total_ms": round(total_ms, 2)})
         return SynthesisResult(
-            audio=data, format=request.output.format, sample_rate=request.output.sample_rate,
-            duration_s=round(audio.duration_s(synthesis.samples, model.sample_rate), 4),
+            audio=rendered.data, format=rendered.format, sample_rate=rendered.sample_rate,
+            duration_s=round(rendered.duration_s, 4),
             request_id=request_id, job_id=None, worker_id="local", version=version_record(),
-            timings=Timings(client_ms=total_ms, stages=stages),
-            cache=CacheFacts(voice=voice_cache, latents=latents.cache),
-            audio_sha256=hashlib.sha256(data).hexdigest(), language=request.language,
-            text_chars=len(text), pieces=synthesis.pieces,
+            timings=Timings(client_ms=total_ms, stages=stages), cache=rendered.cache,
+            audio_sha256=hashlib.sha256(rendered.data).hexdigest(), language=request.language,
+            text_chars=len(text), pieces=rendered.pieces,
         )
 
     def health_check(self) -> dict[str, Any]:
@@ -167,13 +159,12 @@ class XttsLocalEngine(SynthesisEngine):
         return parsed.request
 
     @staticmethod
-    def _voice(voice: Any, model: Any) -> tuple[Path, str, str]:
+    def _voice(voice: Any, service: SynthesisService) -> VoiceSample:
         if voice is None or str(voice) == "":
-            path, sha = model.default_voice()
-            return Path(path), sha, "default"
+            return service.voice(None)
         if isinstance(voice, (bytes, bytearray, memoryview)):
             raise InvalidRequest("pass the voice as a file path, not as audio bytes")
         path = Path(os.fspath(voice)).expanduser()
         if not path.is_file():
             raise InvalidRequest(f"voice file {path} does not exist")
-        return path, file_sha256(path), "hit"
+        return VoiceSample(path=path, sha256=file_sha256(path), cache="hit")

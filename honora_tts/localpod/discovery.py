@@ -11,20 +11,16 @@ from typing import Any
 
 import psutil
 
-
-def cache_root() -> Path:
-    """``HONORA_CACHE_DIR`` or ``~/.cache/honora-tts``."""
-    configured = os.environ.get("HONORA_CACHE_DIR", "").strip()
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "honora-tts"
+from honora_tts.files import cache_dir
 
 
 def state_dir_for(endpoint_id: str) -> Path:
     """Where a foreground localpod keeps its worker logs."""
-    return cache_root() / "localpod" / endpoint_id
+    return cache_dir() / "localpod" / endpoint_id
 
 
 def state_file_path(endpoint_id: str = "localpod") -> Path:
-    return cache_root() / "localpod" / f"{endpoint_id}.json"
+    return cache_dir() / "localpod" / f"{endpoint_id}.json"
 
 
 def write_state_file(path: Path, state: dict[str, Any]) -> None:

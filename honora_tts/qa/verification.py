@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from honora_tts.envelope import STALE_SIGNATURE
 from honora_tts.protocol import HANDLER_VERSION, VersionRecord
 from honora_tts.qa.results import json_ready, write_json
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from honora_tts.client import Census, EndpointClient, SynthesisResult
 
 UNKNOWN = "unknown"
-STALE_SIGNATURE = "No sections provided"
 UNKNOWN_WORKER = "(worker id not reported)"
 
 

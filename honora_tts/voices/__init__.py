@@ -1,12 +1,12 @@
 """Voices: the worker-side voice-file cache and the client-side voice stores.
 
-Worker: :func:`default_voice_cache` / :class:`VoiceCache` turn a ``voice_url`` into a checked
+Worker: :class:`VoiceCache` (one per worker, built at start-up) turns a ``voice_url`` into a checked
 local file (SSRF-safe download, size and time limits, validation, LRU eviction).
 Client: :func:`voice_store_from_env` picks a :class:`VoiceStore` (local HTTP directory, S3,
 Supabase) that uploads a voice once and returns the URL a request carries.
 """
 
-from honora_tts.voices.cache import VoiceCache, VoiceFile, default_voice_cache
+from honora_tts.voices.cache import VoiceCache, VoiceFile
 from honora_tts.voices.local_store import LocalVoiceStore
 from honora_tts.voices.store_factory import voice_store_from_env
 from honora_tts.voices.stores import StoredVoice, VoiceStore, VoiceStoreError
@@ -20,7 +20,6 @@ __all__ = [
     "VoiceFile",
     "VoiceStore",
     "VoiceStoreError",
-    "default_voice_cache",
     "describe_url",
     "voice_store_from_env",
 ]

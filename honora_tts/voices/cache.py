@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Self
 
+from honora_tts.files import file_sha256, write_atomically
 from honora_tts.protocol import ErrorCode, WorkerError
 from honora_tts.voices.audio_check import check_voice_audio
 from honora_tts.voices.download import DownloadLimits, VoiceDownloader
@@ -77,7 +78,6 @@ _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_S = 3600.0
 _ORPHAN_GRACE_S = 60.0
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_HASH_CHUNK = 1 << 20
 _LOCK_STRIPE_CHARS = 2  # hex characters of the key naming its download lock: 256 files at most
 
 
@@ -353,7 +353,7 @@ class VoiceCache:
             ) from None
 
     def _write_blob_file(self, path: Path, data: bytes) -> None:
-        write_atomically(path, data)
+        write_atomically(path, data, temp_prefix=_TEMP_PREFIX)
 
     def _evict(self, index: dict[str, Any], target_bytes: int, *, keep: str | None) -> int:
         """Drop least recently used files until the total is at most ``target_bytes``."""
@@ -425,7 +425,10 @@ class VoiceCache:
             yield index
             if write:
                 try:
-                    write_atomically(self._index_path, json.dumps(index).encode("utf-8"))
+                    write_atomically(
+                        self._index_path, json.dumps(index).encode("utf-8"),
+                        temp_prefix=_TEMP_PREFIX,
+                    )
                 except OSError as exc:
                     # The files are still valid; a lost index update only costs a download.
                     logger.warning("cannot write voice cache index %s: %s", self._index_path, exc)
@@ -449,27 +452,6 @@ class VoiceCache:
     def _count(self, name: str, amount: int = 1) -> None:
         with self._counter_lock:
             self._counters[name] += amount
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
-    temp = path.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
-    try:
-        with open(temp, "xb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's content, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _file_matches(path: Path, size: int, sha: str) -> bool | None:
@@ -497,16 +479,3 @@ def _normalise_sha(value: str | None) -> str | None:
 
 def _elapsed_ms(started: float) -> float:
     return (time.monotonic() - started) * 1000.0
-
-
-_default_cache: VoiceCache | None = None
-_default_lock = threading.Lock()
-
-
-def default_voice_cache() -> VoiceCache:
-    """The process-wide cache, configured from the environment on first use."""
-    global _default_cache
-    with _default_lock:
-        if _default_cache is None:
-            _default_cache = VoiceCache()
-        return _default_cache

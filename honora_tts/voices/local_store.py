@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
+from honora_tts.files import file_sha256
 from honora_tts.voices.stores import (
     StoredVoice,
     VoiceStoreError,
     content_key,
     content_type_for,
-    file_sha256,
 )
 
 logger = logging.getLogger(__name__)

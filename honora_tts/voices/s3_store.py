@@ -30,12 +30,12 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from honora_tts.files import file_sha256
 from honora_tts.voices.stores import (
     StoredVoice,
     VoiceStoreError,
     content_key,
     content_type_for,
-    file_sha256,
 )
 from honora_tts.voices.url_safety import describe_url
 

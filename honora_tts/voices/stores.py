@@ -20,7 +20,6 @@ from the environment (so that the stores import this module and nothing imports 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -36,7 +35,6 @@ CONTENT_TYPES = {
     ".mp3": "audio/mpeg",
     ".m4a": "audio/mp4",
 }
-_HASH_CHUNK = 1 << 20
 
 
 class VoiceStoreError(Exception):
@@ -72,15 +70,6 @@ class VoiceStore(Protocol):
     def upload(self, path: Path) -> StoredVoice:
         """Upload ``path`` unless its content is already stored; return where it lives."""
         ...
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_key(sha256: str, suffix: str, prefix: str = "") -> str:

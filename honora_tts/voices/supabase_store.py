@@ -23,12 +23,12 @@ from storage3 import SyncStorageClient
 from storage3.exceptions import StorageApiError
 from storage3.utils import StorageException
 
+from honora_tts.files import file_sha256
 from honora_tts.voices.stores import (
     StoredVoice,
     VoiceStoreError,
     content_key,
     content_type_for,
-    file_sha256,
     scrub,
 )
 from honora_tts.voices.url_safety import describe_url

@@ -228,7 +228,7 @@ class _Synthesis:
 
 
 class FakeModel:
-    """Stands in for honora_tts.xtts.XttsModel: records calls, returns a sine."""
+    """Stands in for honora_tts.model.XttsModel: records calls, returns a sine."""
 
     sample_rate = 24_000
 

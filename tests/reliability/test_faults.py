@@ -43,8 +43,8 @@ from honora_tts.client import (
     VoiceUploadFailed,
 )
 from honora_tts.localpod import LocalPod
+from honora_tts.model import tiny_checkpoint_dir
 from honora_tts.voices import LocalVoiceStore, S3VoiceStore
-from honora_tts.xtts import tiny_checkpoint_dir
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 

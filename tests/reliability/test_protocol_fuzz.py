@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability_support import record
 
-from honora_tts import handler
 from honora_tts.protocol import (
     LANGUAGE_ALIASES,
     LANGUAGES,
@@ -24,11 +23,15 @@ from honora_tts.protocol import (
     ParsedRequest,
     parse_request,
 )
+from honora_tts.synthesis import SynthesisService
+from honora_tts.worker import RunPodAdapter
 
 pytestmark = pytest.mark.reliability
 
 EXAMPLES = 400
 SEEN: Counter[str] = Counter()
+#: Only invalid requests reach the worker here: they never need the model.
+WORKER = RunPodAdapter(SynthesisService(None, model_error="validation only: no model"))
 
 # Characters that broke things before or are easy to get wrong: lone surrogates, controls,
 # invisible format characters, line separators.
@@ -145,7 +148,7 @@ def _check_one(raw: Any, kind: str) -> None:
         assert isinstance(parsed.message, str) and parsed.message
         assert parsed.field is None or isinstance(parsed.field, str)
         _utf8_json(parsed.model_dump(mode="json"))
-        answer = handler.handle({"id": "fuzz", "input": raw})
+        answer = WORKER.handle({"id": "fuzz", "input": raw})
         assert json.loads(answer["error"])["code"] == parsed.code.value
         assert answer["status"] == "error" and answer["version"]["handler_version"] >= 2
         _utf8_json(answer)

@@ -19,8 +19,7 @@ from voice_test_support import (
 )
 
 from honora_tts.protocol import ErrorCode, WorkerError
-from honora_tts.voices import cache as cache_module
-from honora_tts.voices.cache import VoiceCache, default_voice_cache
+from honora_tts.voices.cache import VoiceCache
 
 MakeCache = Callable[..., VoiceCache]
 
@@ -396,15 +395,13 @@ def test_disk_that_stays_full_gives_a_clear_error(
     assert cache.stats()["entries"] == 0
 
 
-def test_default_cache_comes_from_the_environment(
+def test_a_cache_without_arguments_comes_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cache_module, "_default_cache", None)
     monkeypatch.setenv("HONORA_VOICE_CACHE", str(tmp_path / "from-env"))
     monkeypatch.setenv("HONORA_ALLOW_PRIVATE_URLS", "0")
-    cache = default_voice_cache()
+    cache = VoiceCache()
     try:
-        assert cache is default_voice_cache()
         assert cache.root == tmp_path / "from-env"
         assert cache.policy.allow_private is False
     finally:

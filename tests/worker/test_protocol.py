@@ -146,3 +146,13 @@ def test_client_side_round_trip():
 
 def test_handler_version_is_past_the_batch_only_worker():
     assert HANDLER_VERSION >= 2
+
+
+def test_synthesis_defaults_are_one_valid_parameter_set():
+    from honora_tts.protocol import LATENT_PARAMS, SYNTHESIS_DEFAULTS, SynthesisParams
+
+    params = SynthesisParams(**SYNTHESIS_DEFAULTS)  # every default within its field's bounds
+    assert set(SYNTHESIS_DEFAULTS) | {"max_new_tokens", "seed"} == set(SynthesisParams.model_fields)
+    assert set(LATENT_PARAMS) <= set(SYNTHESIS_DEFAULTS)
+    assert SynthesisParams(temperature=0.5).resolved() == {**params.overrides(), "temperature": 0.5}
+    assert SynthesisParams().overrides() == {}  # requests still carry only what was given

@@ -53,6 +53,19 @@ def test_test_input_health_prints_the_version(repo_root):
         assert key in version
 
 
+def test_python_dash_m_runs_the_same_worker(repo_root):
+    done = subprocess.run(
+        [sys.executable, "-m", "honora_tts.worker", "--test_input",
+         json.dumps({"input": {"action": "health"}})],
+        cwd=repo_root, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = _job_result(done.stdout + done.stderr)
+    assert result["output"]["status"] == "healthy"
+    assert result["output"]["health"]["model_loaded"] is True
+
+
 def test_test_input_bad_request_fails_cleanly(repo_root):
     done = _test_input(repo_root, {})
     out = done.stdout + done.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 from honora_tts.client import _constants as C
 from honora_tts.client._base_client import new_request_id
 from honora_tts.client._deadline import Deadline
-from honora_tts.client._envelope import ResponseReader
 from honora_tts.client._requests import build_request
+from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client.job_runner import JobRunner
 from honora_tts.client.results import EndpointHealth, HealthReport, Timings
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from honora_tts.client._base_client import new_request_id
 from honora_tts.client._deadline import Deadline
-from honora_tts.client._envelope import ResponseReader
 from honora_tts.client._exceptions import InvalidResponse
 from honora_tts.client._redaction import install_redaction
 from honora_tts.client._requests import build_request, output_spec, synthesis_params, validated
+from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client._voice_upload import VoiceUploader
 from honora_tts.client.audio_delivery import AudioFetcher
 from honora_tts.client.job_runner import JobRunner, JobTiming

@@ -4,7 +4,7 @@ request-id checks."""
 
 from __future__ import annotations
 
-from honora_tts.client._worker_output import interpret
+from honora_tts.client._exceptions import interpret
 from honora_tts.client.results import JobStatus
 from honora_tts.protocol import HANDLER_VERSION, SynthesisResponse
 

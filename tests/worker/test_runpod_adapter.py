@@ -1,4 +1,4 @@
-"""The worker's job handler in process: real tiny XTTS, real voice downloads from 127.0.0.1."""
+"""The worker's RunPod adapter in process: real tiny XTTS, real voice downloads from 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from honora_tts import handler
 from honora_tts.protocol import HANDLER_VERSION
-from honora_tts.voices import LocalVoiceStore
+from honora_tts.voices import LocalVoiceStore, VoiceCache
+from honora_tts.worker import RunPodAdapter, build_adapter
 
 SHORT = {"max_new_tokens": 24}  # about 1 s of audio per piece: keeps the tests quick
 
@@ -33,21 +33,17 @@ def voice_store(tmp_path_factory):
         yield store
 
 
-@pytest.fixture(scope="module", autouse=True)
-def isolated_caches(tmp_path_factory):
-    """A fresh voice cache for this module, so hit/miss facts start from nothing."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HONORA_VOICE_CACHE", str(tmp_path_factory.mktemp("voice-cache")))
-    from honora_tts.voices import cache as voice_cache_module
-
-    mp.setattr(voice_cache_module, "_default_cache", None)
-    handler.warm_up()
-    yield
-    mp.undo()
+@pytest.fixture(scope="module")
+def adapter(tmp_path_factory):
+    """The worker as it starts (model from the environment: tiny), with a fresh voice cache
+    for this module, so hit/miss facts start from nothing."""
+    voices = VoiceCache(root=tmp_path_factory.mktemp("voice-cache"))
+    yield build_adapter(voices=voices)
+    voices.close()
 
 
-def _job(payload: dict, job_id: str = "job-1") -> dict:
-    return handler.handle({"id": job_id, "input": payload})
+def _job(adapter: RunPodAdapter, payload: dict, job_id: str = "job-1") -> dict:
+    return adapter.handle({"id": job_id, "input": payload})
 
 
 def _error(answer: dict) -> dict:
@@ -61,8 +57,8 @@ def _decode(audio: dict) -> tuple[np.ndarray, int]:
     return data, rate
 
 
-def test_health_names_the_build_and_the_model():
-    answer = _job({"action": "health", "request_id": "probe-1"})
+def test_health_names_the_build_and_the_model(adapter):
+    answer = _job(adapter, {"action": "health", "request_id": "probe-1"})
     assert answer["status"] == "healthy"
     assert answer["request_id"] == "probe-1" and answer["job_id"] == "job-1"
     version = answer["version"]
@@ -74,8 +70,8 @@ def test_health_names_the_build_and_the_model():
     assert answer["health"]["model_loaded"] is True
 
 
-def test_simple_mode_returns_decodable_24khz_audio():
-    answer = _job({"text": "Hello world.", "request_id": "r-simple", "params": SHORT})
+def test_simple_mode_returns_decodable_24khz_audio(adapter):
+    answer = _job(adapter, {"text": "Hello world.", "request_id": "r-simple", "params": SHORT})
     assert answer["status"] == "ok", answer.get("error")
     assert answer["request_id"] == "r-simple"
     samples, rate = _decode(answer["audio"])
@@ -88,8 +84,8 @@ def test_simple_mode_returns_decodable_24khz_audio():
 
 
 @pytest.mark.parametrize(("fmt", "rate"), [("flac", 24_000), ("ogg", 48_000), ("mp3", 16_000)])
-def test_output_formats_and_rates(fmt, rate):
-    answer = _job({"text": "Format check.", "params": SHORT,
+def test_output_formats_and_rates(adapter, fmt, rate):
+    answer = _job(adapter, {"text": "Format check.", "params": SHORT,
                    "output": {"format": fmt, "sample_rate": rate}})
     assert answer["status"] == "ok", answer.get("error")
     assert answer["audio"]["format"] == fmt
@@ -97,30 +93,30 @@ def test_output_formats_and_rates(fmt, rate):
     assert decoded_rate == rate and len(samples) > 0
 
 
-def test_repeat_voice_hits_both_caches(voice_store, tmp_path):
+def test_repeat_voice_hits_both_caches(adapter, voice_store, tmp_path):
     # A voice never seen before (the latent disk cache outlives test runs).
     stored = voice_store.upload(_voice_wav(tmp_path / "billy.wav", pitch_hz=120 + random.random() * 80))
     served_before = voice_store.requests_served
-    first = _job({"text": "First time.", "voice_url": stored.url, "params": SHORT})
-    second = _job({"text": "Second time.", "voice_url": stored.url, "params": SHORT})
+    first = _job(adapter, {"text": "First time.", "voice_url": stored.url, "params": SHORT})
+    second = _job(adapter, {"text": "Second time.", "voice_url": stored.url, "params": SHORT})
     assert first["status"] == second["status"] == "ok"
     assert first["cache"] == {"voice": "miss", "latents": "miss"}
     assert second["cache"] == {"voice": "hit", "latents": "hit"}
     assert voice_store.requests_served - served_before == 1  # downloaded once
 
 
-def test_voice_checksum_is_verified(voice_store, tmp_path):
+def test_voice_checksum_is_verified(adapter, voice_store, tmp_path):
     stored = voice_store.upload(_voice_wav(tmp_path / "checked.wav", pitch_hz=210))
     wrong = "0" * 64
-    answer = _job({"text": "Checked.", "voice_url": stored.url, "voice_sha256": wrong})
+    answer = _job(adapter, {"text": "Checked.", "voice_url": stored.url, "voice_sha256": wrong})
     assert _error(answer)["code"] == "voice_checksum_mismatch"
-    right = _job({"text": "Checked.", "voice_url": stored.url, "voice_sha256": stored.sha256,
+    right = _job(adapter, {"text": "Checked.", "voice_url": stored.url, "voice_sha256": stored.sha256,
                   "params": SHORT})
     assert right["status"] == "ok"
 
 
-def test_batch_with_a_bad_section_fails_only_that_section():
-    answer = _job({
+def test_batch_with_a_bad_section_fails_only_that_section(adapter):
+    answer = _job(adapter, {
         "request_id": "batch-1",
         "params": SHORT,
         "sections": [
@@ -141,8 +137,8 @@ def test_batch_with_a_bad_section_fails_only_that_section():
         assert rate == 24_000 and len(samples) > 0
 
 
-def test_batch_where_every_section_fails_is_an_error():
-    answer = _job({"sections": [{"id": "a", "text": ""}, {"id": "b", "text": "x", "lang": "xx"}]})
+def test_batch_where_every_section_fails_is_an_error(adapter):
+    answer = _job(adapter, {"sections": [{"id": "a", "text": ""}, {"id": "b", "text": "x", "lang": "xx"}]})
     assert answer["status"] == "error"
     assert _error(answer)["code"] == "text_empty"
     assert len(answer["sections"]) == 2
@@ -161,24 +157,26 @@ def test_batch_where_every_section_fails_is_an_error():
         ({"text": "hi", "output": {"delivery": "url"}}, "output_upload_failed"),
     ],
 )
-def test_bad_requests_get_structured_errors_and_the_worker_serves_on(payload, code, monkeypatch):
+def test_bad_requests_get_structured_errors_and_the_worker_serves_on(
+    adapter, payload, code, monkeypatch
+):
     for name in ("BUCKET_ENDPOINT_URL", "BUCKET_ACCESS_KEY_ID", "BUCKET_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
-    answer = _job(payload, job_id="bad-job")
+    answer = _job(adapter, payload, job_id="bad-job")
     assert answer["status"] == "error"
     assert _error(answer)["code"] == code
     assert answer["version"]["handler_version"] == HANDLER_VERSION
     assert answer["request_id"]
-    after = _job({"text": "Still here.", "params": SHORT}, job_id="next-job")
+    after = _job(adapter, {"text": "Still here.", "params": SHORT}, job_id="next-job")
     assert after["status"] == "ok"
 
 
-def test_a_job_that_is_not_a_dict_is_answered():
-    answer = handler.handle("not a job")  # type: ignore[arg-type]
+def test_a_job_that_is_not_a_dict_is_answered(adapter):
+    answer = adapter.handle("not a job")  # type: ignore[arg-type]
     assert _error(answer)["code"] == "invalid_input"
 
 
-def test_url_delivery_through_an_s3_protocol_bucket(monkeypatch):
+def test_url_delivery_through_an_s3_protocol_bucket(adapter, monkeypatch):
     moto_server = pytest.importorskip("moto.server")
     import boto3
     import httpx
@@ -196,7 +194,7 @@ def test_url_delivery_through_an_s3_protocol_bucket(monkeypatch):
         monkeypatch.setenv("BUCKET_ACCESS_KEY_ID", "test")
         monkeypatch.setenv("BUCKET_SECRET_ACCESS_KEY", "test")
         monkeypatch.setenv("BUCKET_NAME", "outputs")
-        answer = _job({"text": "Deliver by URL.", "params": SHORT, "request_id": "url-1",
+        answer = _job(adapter, {"text": "Deliver by URL.", "params": SHORT, "request_id": "url-1",
                        "output": {"delivery": "url"}})
         assert answer["status"] == "ok", answer.get("error")
         assert answer["audio"]["delivery"] == "url" and "base64" not in answer["audio"]
@@ -207,9 +205,9 @@ def test_url_delivery_through_an_s3_protocol_bucket(monkeypatch):
         server.stop()
 
 
-def test_streaming_handler_yields_chunks_then_the_response(monkeypatch):
+def test_streaming_handler_yields_chunks_then_the_response(adapter, monkeypatch):
     monkeypatch.setenv("HONORA_STREAMING", "1")
-    items = list(handler.handle_stream(
+    items = list(adapter.handle_stream(
         {"id": "s-1", "input": {"text": "A streamed sentence.", "stream": True,
                                 "request_id": "stream-1", "params": SHORT}}
     ))
@@ -224,16 +222,42 @@ def test_streaming_handler_yields_chunks_then_the_response(monkeypatch):
     assert final["response"]["version"]["streaming"] is True
 
 
-def test_streaming_worker_answers_plain_requests_with_one_final_item(monkeypatch):
+def test_streaming_worker_answers_plain_requests_with_one_final_item(adapter, monkeypatch):
     monkeypatch.setenv("HONORA_STREAMING", "1")
-    items = list(handler.handle_stream({"id": "s-2", "input": {"text": "Plain.", "params": SHORT}}))
+    items = list(adapter.handle_stream({"id": "s-2", "input": {"text": "Plain.", "params": SHORT}}))
     assert len(items) == 1 and items[0]["type"] == "final"
     assert items[0]["response"]["audio"]["format"] == "wav"
 
 
-def test_streaming_worker_fails_with_a_json_error(monkeypatch):
+def test_streaming_worker_fails_with_a_json_error(adapter, monkeypatch):
     monkeypatch.setenv("HONORA_STREAMING", "1")
-    items = list(handler.handle_stream({"id": "s-3", "input": {"text": ""}}))
+    items = list(adapter.handle_stream({"id": "s-3", "input": {"text": ""}}))
     assert items[0]["type"] == "final" and items[0]["response"]["error"]["code"] == "text_empty"
     error = json.loads(items[-1]["error"])
     assert error["code"] == "text_empty" and error["version"]["streaming"] is True
+
+
+def _counters(adapter: RunPodAdapter) -> tuple[int, int]:
+    health = _job(adapter, {"action": "health"}, job_id="count-probe")["health"]
+    return health["jobs_served"], health["jobs_failed"]
+
+
+def test_every_job_is_counted_once_and_a_failed_stream_as_failed(adapter, monkeypatch):
+    """Regression: a stream that failed after it started was never counted, so a streaming
+    worker's health under-reported failures."""
+    monkeypatch.setenv("HONORA_STREAMING", "1")
+    served, failed = _counters(adapter)  # the probe itself is counted: +1 served
+    doomed = list(adapter.handle_stream({"id": "s-4", "input": {
+        "text": "Doomed.", "stream": True, "params": SHORT,
+        "voice_url": "http://127.0.0.1:9/nothing-listens-here.wav",
+    }}))
+    assert doomed[-2]["type"] == "final"
+    assert json.loads(doomed[-1]["error"])["code"] == "voice_fetch_failed"
+    fine = list(adapter.handle_stream({"id": "s-5", "input": {
+        "text": "Fine.", "stream": True, "params": SHORT,
+    }}))
+    assert fine[-1]["type"] == "final" and fine[-1]["response"]["status"] == "ok"
+    plain_bad = list(adapter.handle_stream({"id": "s-6", "input": {"text": ""}}))
+    assert "error" in plain_bad[-1]
+    assert _job(adapter, {"text": ""}, job_id="plain-bad")["status"] == "error"
+    assert _counters(adapter) == (served + 1 + 4, failed + 3)

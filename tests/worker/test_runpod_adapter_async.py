@@ -1,5 +1,6 @@
-"""``handler.handle_async``: the plain handler in a thread, one job at a time (the worker change
-``python -m benchmarks p3`` measures). No model needed: ``handle`` is replaced by a recorder."""
+"""``RunPodAdapter.handle_async``: the plain handler in a thread, one job at a time (the worker
+change ``python -m benchmarks p3`` measures). No model needed: ``handle`` is replaced by a
+recorder."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 import threading
 import time
 
-from honora_tts import handler
+from honora_tts.synthesis import SynthesisService
+from honora_tts.worker import RunPodAdapter
 
 
 def test_jobs_run_one_at_a_time_off_the_event_loop(monkeypatch):
@@ -25,8 +27,8 @@ def test_jobs_run_one_at_a_time_off_the_event_loop(monkeypatch):
             state["active"] -= 1
         return {"id": job["id"], "status": "healthy"}
 
-    monkeypatch.setattr(handler, "handle", recorder)
-    monkeypatch.setattr(handler, "_one_at_a_time", None)
+    adapter = RunPodAdapter(SynthesisService(None, model_error="not needed: handle is replaced"))
+    monkeypatch.setattr(adapter, "handle", recorder)
 
     async def main() -> tuple[list[dict], int]:
         ticks = 0
@@ -38,7 +40,7 @@ def test_jobs_run_one_at_a_time_off_the_event_loop(monkeypatch):
                 ticks += 1
 
         beat = asyncio.create_task(ticker())
-        answers = await asyncio.gather(*(handler.handle_async({"id": i}) for i in range(4)))
+        answers = await asyncio.gather(*(adapter.handle_async({"id": i}) for i in range(4)))
         beat.cancel()
         return answers, ticks
 

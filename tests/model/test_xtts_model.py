@@ -1,4 +1,4 @@
-"""honora_tts.xtts on the real coqui-tts classes with the tiny XTTS (random weights).
+"""honora_tts.model on the real coqui-tts classes with the tiny XTTS (random weights).
 
 The tiny checkpoint is built once per module in a temporary HONORA_CACHE_DIR and loaded through
 coqui's own ``Xtts.load_checkpoint``. Generation is bounded by ``max_new_tokens`` throughout
@@ -15,7 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from honora_tts import audio, xtts
+from honora_tts import audio
+from honora_tts import model as honora_model
+from honora_tts.files import file_sha256
+from honora_tts.model import checkpoints
 from honora_tts.protocol import ErrorCode, WorkerError
 
 SAMPLES_PER_TOKEN = 1024 / 22_050 * 24_000  # one GPT code is 1024 samples at 22.05 kHz
@@ -30,9 +33,9 @@ def tokens_to_samples(tokens: int) -> float:
 
 def test_fp16_is_refused_on_cpu(monkeypatch, tmp_path):
     monkeypatch.setenv("HONORA_CACHE_DIR", str(tmp_path))
-    xtts.reset_loaded_model()
-    with pytest.raises(xtts.ModelLoadError, match="fp16 needs a CUDA device") as caught:
-        xtts.load_model("tiny", device="cpu", fp16=True)
+    honora_model.forget_loaded_models()
+    with pytest.raises(honora_model.ModelLoadError, match="fp16 needs a CUDA device") as caught:
+        honora_model.load_model("tiny", device="cpu", fp16=True)
     assert caught.value.code == ErrorCode.MODEL_NOT_READY
     assert not (tmp_path / "tiny-xtts-seed0").exists()  # refused before building anything
 
@@ -40,9 +43,9 @@ def test_fp16_is_refused_on_cpu(monkeypatch, tmp_path):
 def test_missing_release_weights_name_the_offline_options(monkeypatch, tmp_path):
     monkeypatch.setenv("TTS_HOME", str(tmp_path / "tts-home"))
     monkeypatch.delenv("COQUI_TOS_AGREED", raising=False)
-    xtts.reset_loaded_model()
-    with pytest.raises(xtts.ModelLoadError) as caught:
-        xtts.load_model("xtts_v2", device="cpu")
+    honora_model.forget_loaded_models()
+    with pytest.raises(honora_model.ModelLoadError) as caught:
+        honora_model.load_model("xtts_v2", device="cpu")
     message = caught.value.message
     assert "COQUI_TOS_AGREED=1" in message
     assert "HONORA_XTTS_CHECKPOINT" in message and "HONORA_XTTS_MODEL=tiny" in message
@@ -51,9 +54,9 @@ def test_missing_release_weights_name_the_offline_options(monkeypatch, tmp_path)
 def test_incomplete_checkpoint_directory_is_named(monkeypatch, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     monkeypatch.setenv("HONORA_XTTS_CHECKPOINT", str(tmp_path))
-    xtts.reset_loaded_model()
-    with pytest.raises(xtts.ModelLoadError, match="lacks model.pth, vocab.json"):
-        xtts.load_model(device="cpu")
+    honora_model.forget_loaded_models()
+    with pytest.raises(honora_model.ModelLoadError, match="lacks model.pth, vocab.json"):
+        honora_model.load_model(device="cpu")
 
 
 # ------------------------------------------------------------------ the tiny model
@@ -79,10 +82,10 @@ def model(cache):
     # several times slower whenever other test processes compete for the cores.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    xtts.reset_loaded_model()
-    loaded = xtts.load_model("tiny")
+    honora_model.forget_loaded_models()
+    loaded = honora_model.load_model("tiny")
     yield loaded
-    xtts.reset_loaded_model()
+    honora_model.forget_loaded_models()
     torch.set_num_threads(threads)
 
 
@@ -95,12 +98,12 @@ def voice(model):
 @pytest.fixture
 def other_voice(tmp_path):
     rng = np.random.default_rng(7)
-    t = np.arange(3 * xtts.SAMPLE_RATE) / xtts.SAMPLE_RATE
+    t = np.arange(3 * honora_model.SAMPLE_RATE) / honora_model.SAMPLE_RATE
     samples = 0.3 * np.sin(2 * np.pi * 150 * t) * (1 + 0.3 * rng.standard_normal(t.size))
-    samples = samples[: int(1.5 * xtts.SAMPLE_RATE)]
+    samples = samples[: int(1.5 * honora_model.SAMPLE_RATE)]
     path = tmp_path / "other.wav"
-    path.write_bytes(audio.encode(samples.astype(np.float32), xtts.SAMPLE_RATE, "wav"))
-    return path, xtts.file_sha256(path)
+    path.write_bytes(audio.encode(samples.astype(np.float32), honora_model.SAMPLE_RATE, "wav"))
+    return path, file_sha256(path)
 
 
 def test_tiny_model_loads_through_coqui_and_is_recorded(model, cache):
@@ -112,11 +115,11 @@ def test_tiny_model_loads_through_coqui_and_is_recorded(model, cache):
     assert model._model.gpt.layers == 2 and model._model.gpt.model_dim == 256
     assert model.name == "tiny-xtts-seed0 (random weights)"
     assert model.checkpoint_dir == cache / "tiny-xtts-seed0"
-    assert model.weights_sha256 == xtts.file_sha256(cache / "tiny-xtts-seed0" / "model.pth")
+    assert model.weights_sha256 == file_sha256(cache / "tiny-xtts-seed0" / "model.pth")
     assert model.device == "cpu" and model.fp16 is False  # HONORA_FP16=1 ignored on CPU
-    assert model.sample_rate == xtts.SAMPLE_RATE == 24_000
+    assert model.sample_rate == honora_model.SAMPLE_RATE == 24_000
     assert {"en", "de", "ru", "ar"} <= set(model.languages)
-    assert xtts.load_model() is model and xtts.load_model("xtts_v2") is model
+    assert honora_model.load_model() is model and honora_model.load_model("tiny") is model
     record = version_record()
     assert record.model_name == model.name and record.model_sha256 == model.weights_sha256
     assert model.char_limit("en") == 250 and model.char_limit("ja") == 71
@@ -125,48 +128,62 @@ def test_tiny_model_loads_through_coqui_and_is_recorded(model, cache):
 
 def test_tiny_checkpoint_dir_builds_once_and_deterministically(model, cache, caplog, capsys):
     # flock locks belong to open file descriptions, so threads contend as processes do.
-    with caplog.at_level(logging.INFO, logger="honora_tts.xtts"), ThreadPoolExecutor(3) as pool:
-        futures = [pool.submit(xtts.tiny_checkpoint_dir, seed=3) for _ in range(3)]
+    with caplog.at_level(logging.INFO, logger="honora_tts.model.checkpoints"), ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(honora_model.tiny_checkpoint_dir, seed=3) for _ in range(3)]
         results = [future.result() for future in futures]
     assert results == [cache / "tiny-xtts-seed3"] * 3
     assert sum("built " in r.getMessage() for r in caplog.records) == 1
     assert not [p for p in cache.iterdir() if p.name.startswith(".tiny-xtts-seed3.")]
     built = cache / "tiny-xtts-seed3"
-    seed3 = xtts.file_sha256(built / "model.pth")
+    seed3 = file_sha256(built / "model.pth")
     assert seed3 != model.weights_sha256
-    metadata = json.loads((built / xtts.METADATA_FILE).read_text())
+    metadata = json.loads((built / honora_model.METADATA_FILE).read_text())
     assert metadata["random_weights"] is True and metadata["seed"] == 3
 
     # A checkpoint of an older recipe is rebuilt; the same seed gives byte-identical weights.
-    (built / xtts.METADATA_FILE).write_text(json.dumps({**metadata, "recipe": 0}))
+    (built / honora_model.METADATA_FILE).write_text(json.dumps({**metadata, "recipe": 0}))
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="honora_tts.xtts"):
-        assert xtts.tiny_model_main(["--seed", "3"]) == 0
+    with caplog.at_level(logging.INFO, logger="honora_tts.model.checkpoints"):
+        assert honora_model.tiny_model_main(["--seed", "3"]) == 0
     assert capsys.readouterr().out.strip() == str(built)
     assert sum("built " in r.getMessage() for r in caplog.records) == 1
-    assert xtts.file_sha256(built / "model.pth") == seed3
-    assert json.loads((built / xtts.METADATA_FILE).read_text())["recipe"] == xtts.TINY_RECIPE
+    assert file_sha256(built / "model.pth") == seed3
+    assert json.loads((built / honora_model.METADATA_FILE).read_text())["recipe"] == checkpoints.TINY_RECIPE
+
+
+def test_load_model_returns_the_checkpoint_asked_for(model, cache):
+    """Regression: load_model used to return the process's first model whatever was asked."""
+    other_dir = honora_model.tiny_checkpoint_dir(seed=3)
+    other = honora_model.load_model(str(other_dir))
+    assert other is not model
+    assert other.checkpoint_dir == other_dir
+    assert other.weights_sha256 == file_sha256(other_dir / "model.pth") != model.weights_sha256
+    assert honora_model.load_model(str(other_dir)) is other  # kept, not loaded twice
+    assert honora_model.load_model("tiny") is model
+    from honora_tts.version import version_record
+
+    assert version_record().model_sha256 == model.weights_sha256  # names the one returned last
 
 
 def test_weights_checksum_is_remembered_by_size_and_mtime(tmp_path):
     weights = tmp_path / "model.pth"
     weights.write_bytes(b"weights" * 1000)
-    real = xtts.weights_checksum(weights)
-    assert real == xtts.file_sha256(weights)
-    record = weights.with_name("model.pth" + xtts._CHECKSUM_SUFFIX)
+    real = honora_model.weights_checksum(weights)
+    assert real == file_sha256(weights)
+    record = weights.with_name("model.pth" + checkpoints.CHECKSUM_SUFFIX)
     saved = json.loads(record.read_text())
     record.write_text(json.dumps({**saved, "sha256": "f" * 64}))
-    assert xtts.weights_checksum(weights) == "f" * 64  # not re-read while size+mtime match
+    assert honora_model.weights_checksum(weights) == "f" * 64  # not re-read while size+mtime match
     os.utime(weights, ns=(saved["mtime_ns"] + 10**9, saved["mtime_ns"] + 10**9))
-    assert xtts.weights_checksum(weights) == real
+    assert honora_model.weights_checksum(weights) == real
 
 
 def test_default_voice_is_real_audio_in_the_checkpoint(model, voice):
     path, sha, _ = voice
-    assert path == model.checkpoint_dir / xtts.DEFAULT_VOICE_FILE
-    assert sha == xtts.file_sha256(path)
+    assert path == model.checkpoint_dir / honora_model.DEFAULT_VOICE_FILE
+    assert sha == file_sha256(path)
     duration, rate = audio.probe_file(path)
-    assert rate == xtts.SAMPLE_RATE and duration >= 2.0
+    assert rate == honora_model.SAMPLE_RATE and duration >= 2.0
     samples, _ = audio.decode(path.read_bytes())
     assert audio.measure(samples, rate)["silence_ratio"] < 0.6
 
@@ -177,7 +194,7 @@ def test_synthesize_returns_bounded_float32_audio(model, voice):
     assert result.samples.dtype == np.float32 and result.samples.ndim == 1
     assert result.pieces == 1 and result.generation_ms > 0
     assert np.isfinite(result.samples).all()
-    limit = xtts.TINY_DEFAULT_MAX_NEW_TOKENS
+    limit = honora_model.TINY_DEFAULT_MAX_NEW_TOKENS
     assert 0.5 * tokens_to_samples(limit) <= result.samples.size <= tokens_to_samples(limit + 4)
 
 
@@ -200,7 +217,7 @@ def test_long_text_is_split_and_joined_with_a_pause(model, voice):
     assert len(text) > model.char_limit("en")
     result = model.synthesize(text, "en", latents, {"max_new_tokens": 8})
     assert result.pieces == 2
-    assert result.samples.size >= 2 * tokens_to_samples(6) + 0.12 * xtts.SAMPLE_RATE
+    assert result.samples.size >= 2 * tokens_to_samples(6) + 0.12 * honora_model.SAMPLE_RATE
 
 
 def test_numbers_that_expand_past_the_token_limit_are_split(model):
@@ -270,9 +287,9 @@ def test_split_text_respects_limits(model):
     assert model.split_text("  \n ", "en") == []
 
 
-def fresh_wrapper(model: xtts.XttsModel, sha: str | None = None) -> xtts.XttsModel:
+def fresh_wrapper(model: honora_model.XttsModel, sha: str | None = None) -> honora_model.XttsModel:
     """A second XttsModel on the same weights: empty memory cache, same disk cache."""
-    return xtts.XttsModel(
+    return honora_model.XttsModel(
         model._model,
         name=model.name,
         weights_sha256=sha or model.weights_sha256,
@@ -333,14 +350,14 @@ def test_latent_cache_memory_disk_and_corruption(model, other_voice):
 def test_reference_voices_that_are_not_usable(model, tmp_path):
     cases = {
         "text.wav": b"RIFF but not really a wave file at all" * 10,
-        "short.wav": audio.encode(np.full(2_400, 0.3, np.float32), xtts.SAMPLE_RATE, "wav"),
-        "silent.wav": audio.encode(np.zeros(48_000, np.float32), xtts.SAMPLE_RATE, "wav"),
+        "short.wav": audio.encode(np.full(2_400, 0.3, np.float32), honora_model.SAMPLE_RATE, "wav"),
+        "silent.wav": audio.encode(np.zeros(48_000, np.float32), honora_model.SAMPLE_RATE, "wav"),
     }
     for name, data in cases.items():
         path = tmp_path / name
         path.write_bytes(data)
         with pytest.raises(WorkerError) as caught:
-            model.latents(path, xtts.file_sha256(path))
+            model.latents(path, file_sha256(path))
         assert caught.value.code == ErrorCode.VOICE_NOT_AUDIO, name
 
 
@@ -353,7 +370,7 @@ def test_incremental_vocoder_matches_the_full_decode(model):
     latents = torch.randn(count, 256) * 0.5
     speaker = torch.randn(1, 512, 1) * 0.1
     for speed in (1.0, 0.8):
-        vocoder = xtts.IncrementalVocoder(decoder, speaker, speed=speed)
+        vocoder = honora_model.IncrementalVocoder(decoder, speaker, speed=speed)
         chunks = []
         with torch.inference_mode():
             for start in range(0, count, step):
@@ -383,7 +400,7 @@ def test_stream_yields_early_chunks_of_the_whole_utterance(model, voice):
     assert len(chunks) >= 4
     assert all(c.dtype == np.float32 and c.ndim == 1 and c.size for c in chunks)
     total = sum(c.size for c in chunks)
-    expected = 2 * tokens_to_samples(16) + 0.12 * xtts.SAMPLE_RATE
+    expected = 2 * tokens_to_samples(16) + 0.12 * honora_model.SAMPLE_RATE
     assert 0.9 * expected <= total <= 1.1 * expected
     assert chunks[0].size < 0.5 * total  # the first chunk does not wait for the piece
 

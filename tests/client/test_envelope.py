@@ -1,4 +1,5 @@
-"""Reading finished jobs: every error format, stale workers, crossed answers."""
+"""The wire envelope: the worker's encoding read back by the client; every error format,
+stale workers, crossed answers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import pytest
 from client_testing import version_dict
 
+from honora_tts import envelope
 from honora_tts.client import (
     InvalidResponse,
     JobCancelled,
@@ -16,7 +18,15 @@ from honora_tts.client import (
     RequestIdMismatch,
     StaleWorkerError,
 )
-from honora_tts.client._worker_output import interpret, parse_worker_error
+from honora_tts.client._exceptions import interpret
+from honora_tts.protocol import (
+    CacheFacts,
+    ErrorCode,
+    ErrorInfo,
+    StageTimings,
+    SynthesisResponse,
+    VersionRecord,
+)
 
 STRUCTURED = {"code": "voice_fetch_failed", "message": "404 from the store", "field": "voice_url"}
 
@@ -41,7 +51,7 @@ def ok_output(request_id: str = "req-1", **version) -> dict:
     ids=["dict", "json", "python-repr", "nested"],
 )
 def test_structured_errors_are_read_in_every_shape(raw):
-    info = parse_worker_error(raw)
+    info = envelope.decode_error(raw)
     assert (info.code, info.message, info.field) == (
         "voice_fetch_failed", "404 from the store", "voice_url"
     )
@@ -50,7 +60,7 @@ def test_structured_errors_are_read_in_every_shape(raw):
 def test_a_handler_exception_is_read():
     raw = json.dumps({"error_type": "<class 'RuntimeError'>", "error_message": "CUDA OOM",
                       "error_traceback": "..."})
-    info = parse_worker_error(raw)
+    info = envelope.decode_error(raw)
     assert info.code == "handler_exception"
     assert "CUDA OOM" in info.message
 
@@ -137,3 +147,77 @@ def test_a_response_breaking_the_protocol_is_invalid():
     output = {"request_id": "req-1", "status": "weird", "version": version_dict()}
     with pytest.raises(InvalidResponse):
         interpret(job("COMPLETED", output), request_id="req-1", min_handler_version=2)
+
+
+# ------------------------------------------------------------------ both directions
+
+
+def _response(**fields) -> SynthesisResponse:
+    return SynthesisResponse(request_id="req-1", job_id="job-9",
+                             version=VersionRecord(**version_dict()), **fields)
+
+
+def test_a_plain_workers_answer_reads_back_as_the_same_response():
+    sent = _response(status="ok", language="en", text_chars=5, pieces=1,
+                     timings=StageTimings(generation_ms=12.5, total_ms=20.0),
+                     cache=CacheFacts(voice="hit", latents="miss"))
+    output = envelope.job_answer(sent)
+    assert "first_chunk_ms" not in output["timings"]  # unset fields stay off the wire
+    assert interpret(job("COMPLETED", output), request_id="req-1",
+                     min_handler_version=2) == sent
+
+
+def test_a_plain_workers_failure_reads_back_as_job_failed():
+    failed = _response(status="error", error=ErrorInfo(
+        code=ErrorCode.VOICE_FETCH_FAILED, message="404", field="voice_url"))
+    answer = envelope.job_answer(failed)
+    assert isinstance(answer["error"], str)  # RunPod types a job's error as a string
+    # RunPod marks the job FAILED and keeps the rest of the answer as its output.
+    error = answer.pop("error")
+    with pytest.raises(JobFailed) as caught:
+        interpret(job("FAILED", answer, error), request_id="req-1", min_handler_version=2)
+    assert (caught.value.code, caught.value.field) == ("voice_fetch_failed", "voice_url")
+    assert caught.value.version.git_sha == "a" * 40
+
+
+def test_a_stream_reads_back_with_its_declared_fields():
+    final = _response(
+        status="ok", streamed_duration_s=1.25,
+        timings=StageTimings(first_chunk_ms=80.0, chunks=3, total_ms=400.0),
+    )
+    pcm = b"\x01\x00" * 480
+    items = [envelope.chunk_item("req-1", seq, 24_000, pcm, 10.0 * seq) for seq in range(3)]
+    items.append(envelope.final_item(final))
+    decoded = [envelope.decode_stream_item(item) for item in items]
+    assert [d.type for d in decoded] == ["chunk"] * 3 + ["final"]
+    assert envelope.chunk_pcm16(decoded[0]) == pcm and decoded[0].duration_s == 0.02
+    response = interpret(job("COMPLETED", items), request_id="req-1", min_handler_version=2)
+    assert response.streamed_duration_s == 1.25
+    assert (response.timings.first_chunk_ms, response.timings.chunks) == (80.0, 3)
+
+
+def test_a_failed_stream_reads_back_as_job_failed():
+    failed = _response(status="error", error=ErrorInfo(code=ErrorCode.TEXT_EMPTY,
+                                                       message="text is empty", field="text"))
+    items = [envelope.final_item(failed), envelope.stream_error_item(failed)]
+    with pytest.raises(JobFailed) as caught:
+        # RunPod turns the error item into the job's error and keeps the items before it.
+        interpret(job("FAILED", items[:1], items[1]["error"]), request_id="req-1",
+                  min_handler_version=2)
+    assert caught.value.code == "text_empty" and caught.value.version is not None
+
+
+def test_responses_refuse_fields_the_protocol_does_not_declare():
+    output = {**ok_output(), "surprise": 1}
+    with pytest.raises(InvalidResponse, match="surprise"):
+        interpret(job("COMPLETED", output), request_id="req-1", min_handler_version=2)
+    chunk = envelope.chunk_item("req-1", 0, 24_000, b"\x00\x00", 0.0)
+    with pytest.raises(ValueError):
+        envelope.decode_stream_item({**chunk, "loudness": 3})
+    assert envelope.decode_stream_item({"error": "x"}) is None
+
+
+def test_an_oversized_python_literal_is_not_evaluated():
+    huge = "{'code': 'x', 'message': '" + "y" * 70_000 + "'}"
+    info = envelope.decode_error(huge)
+    assert info.code == "worker_error"  # read as text, not parsed

@@ -1,0 +1,91 @@
+"""How encoded audio leaves the worker: inline as base64, or uploaded to the output bucket and
+sent as a URL (RunPod keeps results in its own store; big base64 bodies slow every poll)."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from honora_tts.protocol import AudioPayload, ErrorCode, OutputSpec, WorkerError
+
+#: Encoded audio above this size goes out as a URL when ``delivery`` is ``auto`` and an output
+#: bucket is configured.
+DEFAULT_URL_DELIVERY_BYTES = 5 * 2**20
+
+CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
+BUCKET_ENV = ("BUCKET_ENDPOINT_URL", "BUCKET_ACCESS_KEY_ID", "BUCKET_SECRET_ACCESS_KEY", "BUCKET_NAME")
+
+
+class OutputBucket(Protocol):
+    """Where URL-delivered audio is uploaded (:class:`~honora_tts.voices.S3VoiceStore`)."""
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> str:
+        """Store ``data`` under ``key``; return a URL the client can fetch."""
+        ...
+
+
+@functools.lru_cache(maxsize=4)
+def _bucket_for(*values: str) -> OutputBucket | None:
+    """One boto3 client per bucket setting."""
+    from honora_tts.voices.s3_store import S3VoiceStore
+
+    return S3VoiceStore.from_runpod_bucket_env(dict(zip(BUCKET_ENV, values, strict=True)))
+
+
+def output_bucket_from_env() -> OutputBucket | None:
+    """The output bucket RunPod's upload helper would use (``BUCKET_*``, read at each call),
+    or None when none is configured."""
+    return _bucket_for(*(os.environ.get(name, "") for name in BUCKET_ENV))
+
+
+@dataclass(frozen=True)
+class AudioDelivery:
+    """Turns encoded audio into the response's :class:`AudioPayload`."""
+
+    output_bucket: Callable[[], OutputBucket | None] = output_bucket_from_env
+    url_delivery_bytes: int = DEFAULT_URL_DELIVERY_BYTES
+
+    def payload(
+        self, data: bytes, duration_s: float, output: OutputSpec, request_id: str, audio_key: str
+    ) -> AudioPayload:
+        """Base64, or (``delivery`` ``url``, or ``auto`` above :attr:`url_delivery_bytes` with
+        a bucket) uploaded under ``outputs/{request_id}/{audio_key}.{format}``."""
+        sha = hashlib.sha256(data).hexdigest()
+
+        def described(
+            delivery: Literal["base64", "url"], *, inline: str | None = None,
+            url: str | None = None,
+        ) -> AudioPayload:
+            return AudioPayload(
+                format=output.format, sample_rate=output.sample_rate,
+                duration_s=round(duration_s, 4), bytes=len(data), sha256=sha,
+                delivery=delivery, base64=inline, url=url,
+            )
+
+        bucket = None
+        if output.delivery == "url" or (
+            output.delivery == "auto" and len(data) > self.url_delivery_bytes
+        ):
+            bucket = self.output_bucket()
+            if bucket is None and output.delivery == "url":
+                raise WorkerError(
+                    ErrorCode.OUTPUT_UPLOAD_FAILED,
+                    "delivery=url needs an output bucket: set BUCKET_ENDPOINT_URL, "
+                    "BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY on the endpoint",
+                    field="output.delivery",
+                )
+        if bucket is None:
+            return described("base64", inline=base64.b64encode(data).decode("ascii"))
+        key = f"outputs/{request_id}/{audio_key}.{output.format}"
+        try:
+            url = bucket.put_bytes(key, data, CONTENT_TYPES[output.format])
+        except Exception as exc:
+            raise WorkerError(
+                ErrorCode.OUTPUT_UPLOAD_FAILED, f"could not upload the audio: {type(exc).__name__}"
+            ) from exc
+        return described("url", url=url)

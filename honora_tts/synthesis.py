@@ -1,0 +1,404 @@
+"""The synthesis pipeline, once: voice -> speaker latents -> synthesis -> encoding -> timings.
+
+:class:`SynthesisService` is built from a model, a voice cache and plain settings. The RunPod
+worker (:mod:`honora_tts.worker`) and the in-process engine (``xtts-local``) both call it;
+neither repeats a step of the pipeline nor merges synthesis defaults itself (the one merge is
+:meth:`~honora_tts.protocol.SynthesisParams.resolved`).
+
+- :meth:`SynthesisService.render`: one text, one voice, encoded audio plus timings and cache
+  facts (what the local engine needs).
+- :meth:`SynthesisService.synthesize`: a validated request, simple or batch, as the documented
+  :class:`~honora_tts.protocol.SynthesisResponse` (audio delivered as base64 or URL).
+- :meth:`SynthesisService.stream`: a simple request as audio chunks, then the response.
+- :meth:`SynthesisService.health`: what the model and caches report.
+
+Request-level failures raise :class:`~honora_tts.protocol.WorkerError`; a failed batch section
+fails only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from honora_tts import audio
+from honora_tts.delivery import AudioDelivery
+from honora_tts.protocol import (
+    LATENT_PARAMS,
+    CacheFacts,
+    ErrorCode,
+    ErrorInfo,
+    OutputSpec,
+    ParsedRequest,
+    SectionResult,
+    StageTimings,
+    SynthesisParams,
+    SynthesisResponse,
+    SynthesizeRequest,
+    WorkerError,
+)
+from honora_tts.version import version_record
+
+log = logging.getLogger("honora_tts.worker")
+
+
+class SpeechModel(Protocol):
+    """What the service needs of a model (:class:`honora_tts.model.XttsModel`)."""
+
+    sample_rate: int
+
+    def default_voice(self) -> tuple[Path, str]: ...
+
+    def latents(
+        self,
+        voice_path: Path,
+        voice_sha256: str,
+        *,
+        gpt_cond_len: int | None = None,
+        max_ref_length: int | None = None,
+    ) -> Any: ...
+
+    def synthesize(self, text: str, language: str, latents: Any, params: dict[str, Any]) -> Any: ...
+
+    def stream(
+        self, text: str, language: str, latents: Any, params: dict[str, Any]
+    ) -> Iterator[np.ndarray]: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+class VoiceFetcher(Protocol):
+    """Turns a ``voice_url`` into a checked local file (:class:`honora_tts.voices.VoiceCache`)."""
+
+    def fetch(self, url: str, expected_sha256: str | None = None) -> Any: ...
+
+    def stats(self) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class VoiceSample:
+    """A request's reference voice as a local file, and where it came from."""
+
+    path: Path
+    sha256: str
+    cache: Literal["hit", "miss", "default"]
+    fetch_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class RenderedSpeech:
+    """One text spoken and encoded: ``data`` in ``format`` at ``sample_rate``."""
+
+    data: bytes
+    format: str
+    sample_rate: int
+    duration_s: float
+    pieces: int
+    timings: StageTimings
+    cache: CacheFacts
+
+
+@dataclass(frozen=True)
+class StreamedChunk:
+    """One chunk of a stream: float32 samples, its place and when it was ready."""
+
+    seq: int
+    samples: np.ndarray
+    sample_rate: int
+    elapsed_ms: float
+
+
+class SynthesisService:
+    """The pipeline around one model. ``model`` None (with ``model_error``) is a worker whose
+    model failed to load: every synthesis raises ``model_not_ready`` and health says why."""
+
+    def __init__(
+        self,
+        model: SpeechModel | None,
+        voices: VoiceFetcher | None = None,
+        *,
+        model_error: str | None = None,
+        model_load_ms: float = 0.0,
+        delivery: AudioDelivery | None = None,
+    ) -> None:
+        if model is None and not model_error:
+            raise ValueError("a service without a model needs the model_error that explains it")
+        self._model = model
+        self.voices = voices
+        self.model_error = model_error
+        self.model_load_ms = model_load_ms
+        self.delivery = delivery or AudioDelivery()
+
+    @classmethod
+    def loading(
+        cls,
+        loader: Callable[[], SpeechModel],
+        voices: VoiceFetcher | None = None,
+        *,
+        delivery: AudioDelivery | None = None,
+    ) -> SynthesisService:
+        """Load the model now. A load failure is kept, not raised: the service then answers
+        ``model_not_ready`` (a worker stays up and says why instead of crash-looping)."""
+        started = time.perf_counter()
+        model: SpeechModel | None = None
+        error: str | None = None
+        try:
+            model = loader()
+        except Exception as exc:  # noqa: BLE001 - reported in every answer
+            error = f"{type(exc).__name__}: {exc}"
+            log.error("model failed to load: %s", error)
+        elapsed = (time.perf_counter() - started) * 1000
+        return cls(model, voices, model_error=error, model_load_ms=elapsed, delivery=delivery)
+
+    @property
+    def model(self) -> SpeechModel:
+        """The model; raises ``model_not_ready`` when it failed to load."""
+        if self._model is None:
+            raise WorkerError(
+                ErrorCode.MODEL_NOT_READY,
+                f"the XTTS model is not loaded on this worker ({self.model_error}); check "
+                "HONORA_XTTS_CHECKPOINT / HONORA_XTTS_MODEL in the image",
+            )
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
+
+    def warm_up(self) -> None:
+        """The default voice's latents and one short generation, so the first job does not pay
+        for them. Best effort: a failure is logged and the first job tries again."""
+        if self._model is None:
+            return
+        try:
+            path, sha = self._model.default_voice()
+            latents = self._model.latents(path, sha)
+            self._model.synthesize("Ready.", "en", latents.latents, {"max_new_tokens": 4})
+        except Exception:
+            log.exception("default voice warm-up failed")
+
+    # ------------------------------------------------------------------ the pipeline
+
+    def voice(self, voice_url: str | None, voice_sha256: str | None = None) -> VoiceSample:
+        """The reference voice: the model's default without a URL, else fetched (cached)."""
+        if not voice_url:
+            path, sha = self.model.default_voice()
+            return VoiceSample(path=Path(path), sha256=sha, cache="default")
+        if self.voices is None:
+            raise WorkerError(
+                ErrorCode.VOICE_FETCH_FAILED,
+                "this synthesis service has no voice cache: it takes local voices only",
+                field="voice_url",
+            )
+        fetched = self.voices.fetch(voice_url, expected_sha256=voice_sha256)
+        return VoiceSample(fetched.path, fetched.sha256, fetched.cache, fetched.fetch_ms)
+
+    def render(
+        self,
+        text: str,
+        language: str,
+        voice: VoiceSample,
+        params: SynthesisParams,
+        output: OutputSpec,
+    ) -> RenderedSpeech:
+        """Speak ``text`` in ``voice`` and encode it as ``output`` asks."""
+        model = self.model
+        resolved = params.resolved()
+        latents = model.latents(voice.path, voice.sha256, **_latent_args(params))
+        try:
+            synthesis = model.synthesize(text, language, latents.latents, resolved)
+        except WorkerError:
+            raise
+        except Exception as exc:
+            raise WorkerError(ErrorCode.SYNTHESIS_FAILED, f"{type(exc).__name__}: {exc}") from exc
+        encode_started = time.perf_counter()
+        data = audio.encode(
+            synthesis.samples, model.sample_rate, output.format, target_rate=output.sample_rate
+        )
+        timings = StageTimings(
+            voice_fetch_ms=round(voice.fetch_ms, 2),
+            latents_ms=round(latents.elapsed_ms, 2),
+            generation_ms=round(synthesis.generation_ms, 2),
+            encode_ms=round((time.perf_counter() - encode_started) * 1000, 2),
+        )
+        return RenderedSpeech(
+            data=data, format=output.format, sample_rate=output.sample_rate,
+            duration_s=audio.duration_s(synthesis.samples, model.sample_rate),
+            pieces=synthesis.pieces, timings=timings,
+            cache=CacheFacts(voice=voice.cache, latents=latents.cache),
+        )
+
+    def synthesize(
+        self, parsed: ParsedRequest, *, request_id: str, job_id: str | None = None
+    ) -> SynthesisResponse:
+        """The whole response to a simple or batch request. Raises :class:`WorkerError` when
+        the request as a whole fails; a batch whose every section failed is answered with the
+        sections and an ``error``."""
+        started = time.perf_counter()
+        request = parsed.request
+        if request.is_batch:
+            return self._batch(parsed, request_id, job_id, started)
+        assert request.text is not None
+        rendered, payload = self._deliver_one(
+            request.text, request.language, request.voice_url, request.voice_sha256, request,
+            request_id, "audio",
+        )
+        timings = rendered.timings.model_copy(
+            update={"total_ms": round((time.perf_counter() - started) * 1000, 2)}
+        )
+        return SynthesisResponse(
+            request_id=request_id, job_id=job_id, status="ok", version=version_record(),
+            audio=payload, timings=timings, cache=rendered.cache, language=request.language,
+            text_chars=len(request.text), pieces=rendered.pieces,
+        )
+
+    def stream(
+        self, request: SynthesizeRequest, *, request_id: str, job_id: str | None = None
+    ) -> Iterator[StreamedChunk | SynthesisResponse]:
+        """A simple request as :class:`StreamedChunk` items, then the response (timings,
+        cache facts, ``streamed_duration_s``; no audio). Raises :class:`WorkerError` (or what
+        the model raised) from the iteration."""
+        assert request.text is not None
+        started = time.perf_counter()
+        model = self.model
+        voice = self.voice(request.voice_url, request.voice_sha256)
+        latents = model.latents(voice.path, voice.sha256, **_latent_args(request.params))
+        generation_started = time.perf_counter()
+        total_samples = 0
+        first_chunk_ms: float | None = None
+        seq = 0
+        for samples in model.stream(
+            request.text, request.language, latents.latents, request.params.resolved()
+        ):
+            elapsed = (time.perf_counter() - started) * 1000
+            first_chunk_ms = elapsed if first_chunk_ms is None else first_chunk_ms
+            total_samples += len(samples)
+            yield StreamedChunk(seq=seq, samples=samples, sample_rate=model.sample_rate,
+                                elapsed_ms=round(elapsed, 2))
+            seq += 1
+        timings = StageTimings(
+            voice_fetch_ms=round(voice.fetch_ms, 2),
+            latents_ms=round(latents.elapsed_ms, 2),
+            generation_ms=round((time.perf_counter() - generation_started) * 1000, 2),
+            total_ms=round((time.perf_counter() - started) * 1000, 2),
+            first_chunk_ms=round(first_chunk_ms or 0.0, 2),
+            chunks=seq,
+        )
+        yield SynthesisResponse(
+            request_id=request_id, job_id=job_id, status="ok", version=version_record(),
+            timings=timings, cache=CacheFacts(voice=voice.cache, latents=latents.cache),
+            language=request.language, text_chars=len(request.text),
+            streamed_duration_s=round(total_samples / model.sample_rate, 4),
+        )
+
+    def health(self) -> dict[str, Any]:
+        """``model_loaded``, ``model_error``, ``model_load_ms``, ``voice_cache`` and
+        ``latent_cache`` counters."""
+        return {
+            "model_loaded": self._model is not None,
+            "model_error": self.model_error,
+            "model_load_ms": round(self.model_load_ms, 1),
+            "voice_cache": self.voices.stats() if self.voices is not None else {},
+            "latent_cache": self._model.stats() if self._model is not None else {},
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    def _deliver_one(
+        self,
+        text: str,
+        language: str,
+        voice_url: str | None,
+        voice_sha256: str | None,
+        request: SynthesizeRequest,
+        request_id: str,
+        audio_key: str,
+    ) -> tuple[RenderedSpeech, Any]:
+        voice = self.voice(voice_url, voice_sha256)
+        rendered = self.render(text, language, voice, request.params, request.output)
+        delivered = time.perf_counter()
+        payload = self.delivery.payload(
+            rendered.data, rendered.duration_s, request.output, request_id, audio_key
+        )
+        # Uploading to the output bucket is part of encoding, as the response documents it.
+        encode_ms = rendered.timings.encode_ms + (time.perf_counter() - delivered) * 1000
+        timings = rendered.timings.model_copy(update={"encode_ms": round(encode_ms, 2)})
+        return RenderedSpeech(
+            data=rendered.data, format=rendered.format, sample_rate=rendered.sample_rate,
+            duration_s=rendered.duration_s, pieces=rendered.pieces, timings=timings,
+            cache=rendered.cache,
+        ), payload
+
+    def _batch(
+        self, parsed: ParsedRequest, request_id: str, job_id: str | None, started: float
+    ) -> SynthesisResponse:
+        request = parsed.request
+        assert request.sections is not None
+        results: list[SectionResult] = [
+            SectionResult(id=bad.id, index=bad.index, status="error", error=bad.error)
+            for bad in parsed.invalid_sections
+        ]
+        taken = {bad.index for bad in parsed.invalid_sections}
+        indexes = (i for i in range(len(request.sections) + len(taken)) if i not in taken)
+        totals = StageTimings()
+        for index, section in zip(indexes, request.sections, strict=True):
+            try:
+                rendered, payload = self._deliver_one(
+                    section.text,
+                    section.language or request.language,
+                    section.voice_url or request.voice_url,
+                    section.voice_sha256 or (None if section.voice_url else request.voice_sha256),
+                    request, request_id, f"section-{index}",
+                )
+            except WorkerError as exc:
+                results.append(SectionResult(
+                    id=section.id, index=index, status="error", error=exc.to_info(),
+                    text_chars=len(section.text),
+                ))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one section must not sink the batch
+                log.error("section %s failed: %s\n%s", section.id, exc, traceback.format_exc())
+                results.append(SectionResult(
+                    id=section.id, index=index, status="error", text_chars=len(section.text),
+                    error=ErrorInfo(code=ErrorCode.SYNTHESIS_FAILED, message=f"{exc}"),
+                ))
+                continue
+            for stage in ("voice_fetch_ms", "latents_ms", "generation_ms", "encode_ms"):
+                value = getattr(totals, stage) + getattr(rendered.timings, stage)
+                setattr(totals, stage, round(value, 2))
+            results.append(SectionResult(
+                id=section.id, index=index, status="ok", audio=payload, timings=rendered.timings,
+                cache=rendered.cache, text_chars=len(section.text), pieces=rendered.pieces,
+            ))
+        results.sort(key=lambda r: r.index)
+        failed = [r for r in results if r.status == "error"]
+        totals.total_ms = round((time.perf_counter() - started) * 1000, 2)
+        response = SynthesisResponse(
+            request_id=request_id, job_id=job_id,
+            status="ok" if not failed else "partial", version=version_record(),
+            sections=results, timings=totals, language=request.language,
+            text_chars=sum(r.text_chars for r in results),
+            pieces=sum(r.pieces for r in results),
+        )
+        if failed and len(failed) == len(results):
+            first = failed[0].error
+            assert first is not None
+            response.status = "error"
+            response.error = ErrorInfo(
+                code=first.code,
+                message=f"all {len(results)} sections failed; first: {first.message}",
+                field=first.field,
+            )
+        return response
+
+
+def _latent_args(params: SynthesisParams) -> dict[str, Any]:
+    given = params.overrides()
+    return {name: given[name] for name in LATENT_PARAMS if name in given}

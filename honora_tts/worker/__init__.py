@@ -1,0 +1,17 @@
+"""The RunPod worker: :class:`RunPodAdapter` turns RunPod jobs into calls of the one
+:class:`~honora_tts.synthesis.SynthesisService` it holds; :mod:`~honora_tts.worker.start` reads
+the worker's settings, builds both and runs RunPod's worker loop. Run it with
+``python -m honora_tts.worker`` (or ``worker/handler.py``, the thin file RunPod's docs and the
+Dockerfile expect)."""
+
+from honora_tts.worker.runpod_adapter import ASYNC_CONCURRENCY, RunPodAdapter
+from honora_tts.worker.start import WorkerOptions, build_adapter, main, runpod_config
+
+__all__ = [
+    "ASYNC_CONCURRENCY",
+    "RunPodAdapter",
+    "WorkerOptions",
+    "build_adapter",
+    "main",
+    "runpod_config",
+]

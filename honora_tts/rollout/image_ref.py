@@ -38,7 +38,7 @@ def parse_image_reference(text: str) -> ImageReference:
         )
     match = IMAGE_REFERENCE.match(raw)
     if match is None:
-        if raw and ":" not in raw.rsplit("/", 1)[-1]:
+        if raw and IMAGE_REFERENCE.match(f"{raw}:tag") and ":" not in raw.rsplit("/", 1)[-1]:
             raise InvalidImageReference(
                 f"{raw!r} has no tag: give NAME:TAG with a unique tag, e.g. the commit "
                 "(`honora-tts build` prints it)"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from honora_tts.client import EndpointClient
+from honora_tts.client.commands import census_main
 from honora_tts.client.management import ManagementClient
 from honora_tts.rollout.commands import rollback_main, rollout_main
 from honora_tts.rollout.repository import head_commit
@@ -91,6 +93,11 @@ def test_rollout_under_load_reaches_every_worker_and_verifies(old_pod, tmp_path,
     old_answers = [r for r in report["request_log"] if r["outcome"] == "StaleWorkerError"]
     assert all(not r["new_build"] for r in old_answers)
     assert (out / f"{old_pod.endpoint_id}.rollback.json").exists()
+
+    with EndpointClient(old_pod.endpoint_id, old_pod.api_key, old_pod.base_url) as client:
+        assert census_main(["--probes", "4"], client=client) == 0  # census against /workers
+    printed = capsys.readouterr().out
+    assert "platform lists 2 worker(s) (endpoint version 2); 0 never answered" in printed
 
 
 def test_strict_rollout_leaves_no_request_to_old_workers(old_pod, tmp_path):

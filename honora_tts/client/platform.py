@@ -40,16 +40,23 @@ def default_management_base(client: EndpointClient, management_api_base: str | N
     return DEFAULT_MANAGEMENT_API_BASE
 
 
-def platform_workers(client: EndpointClient, management_api_base: str | None = None,
-                     api_key: str | None = None) -> WorkerList | None:
+def management_client_for(client: EndpointClient, management_api_base: str | None = None,
+                          **options: object) -> ManagementClient:
+    """A management API client for the job client's endpoint, with the same key."""
+    key = client._base._api_key  # the same RunPod key serves both APIs
+    return ManagementClient(key, default_management_base(client, management_api_base),
+                            **options)  # type: ignore[arg-type]
+
+
+def platform_workers(client: EndpointClient,
+                     management_api_base: str | None = None) -> WorkerList | None:
     """``/workers`` of the client's endpoint, or None (logged) when the management API does not
-    answer. ``api_key`` defaults to the job client's key."""
-    key = api_key or client._base._api_key  # the same RunPod key serves both APIs
+    answer."""
     base = default_management_base(client, management_api_base)
     try:
         # An optional look: one try, a short connect timeout.
-        with ManagementClient(key, base, timeout=_LOOKUP_TIMEOUT,
-                              retry=RetryPolicy(max_attempts=1)) as management:
+        with management_client_for(client, base, timeout=_LOOKUP_TIMEOUT,
+                                   retry=RetryPolicy(max_attempts=1)) as management:
             return management.workers(client.endpoint_id)
     except HonoraClientError as exc:
         log.warning("the management API at %s is not reachable (%s); the census counts only "

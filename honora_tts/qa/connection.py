@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from honora_tts.client import EndpointClient
+    from honora_tts.client.management import ManagementClient
     from honora_tts.client.management_models import WorkerList
 
 LOCALPOD = "localpod"
@@ -57,6 +58,16 @@ def platform_workers(client: EndpointClient, management_api_base: str = "") -> W
 
     base = (management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE) or "").strip()
     return lookup(client, base or None)
+
+
+def management(client: EndpointClient, management_api_base: str = "") -> ManagementClient:
+    """A management API client for the notebook's endpoint (same key; base as for
+    :func:`platform_workers`)."""
+    from honora_tts.client.management import ENV_MANAGEMENT_API_BASE
+    from honora_tts.client.platform import management_client_for
+
+    base = (management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE) or "").strip()
+    return management_client_for(client, base or None)
 
 
 def describe(client: EndpointClient) -> dict[str, str]:

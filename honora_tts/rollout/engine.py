@@ -465,3 +465,9 @@ def notebook_verification(
                 "out": str(out_dir)}
 
     return verify
+
+
+def verification_for(client: EndpointClient, out_dir: Path, **options: Any) -> Verification:
+    """:func:`notebook_verification` for the endpoint a job client talks to (same key)."""
+    return notebook_verification(client.endpoint_id, client.api_base, client._base._api_key,
+                                 out_dir, **options)

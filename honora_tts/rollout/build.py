@@ -76,8 +76,8 @@ def plan_build(name: str = DEFAULT_IMAGE_NAME, *, repo: Path = REPO_ROOT, push: 
     return BuildPlan(image, sha, build_time, commands)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``honora-tts build [--image NAME] [--push] [--allow-dirty] [--print]``."""
+def main(argv: list[str] | None = None, *, repo: Path = REPO_ROOT) -> int:
+    """``honora-tts build [--image NAME] [--push] [--allow-dirty] [--print]`` (of ``repo``)."""
     parser = argparse.ArgumentParser(
         prog="honora-tts build",
         description="Build the worker image with GIT_SHA and BUILD_TIME, tagged with the commit.",
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        plan = plan_build(args.image, push=args.push, allow_dirty=args.allow_dirty)
+        plan = plan_build(args.image, repo=repo, push=args.push, allow_dirty=args.allow_dirty)
     except RolloutRefused as exc:
         print(f"honora-tts build: {exc}", file=sys.stderr)
         return 2

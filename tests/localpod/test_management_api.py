@@ -159,3 +159,42 @@ def test_image_specs(tmp_path):
     for bad in ("reg/app:v1", f"reg/app={entry}", f"Bad:v1={entry}", "reg/app:v1=/no/such.py"):
         with pytest.raises(ImageSpecError):
             parse_image_spec(bad)
+
+
+def test_cli_prints_the_management_base_and_serves_images(tmp_path):
+    import os
+    import secrets
+    import signal
+    import subprocess
+    import sys
+
+    endpoint_id = f"mgmt-{secrets.token_hex(4)}"
+    command = [sys.executable, "-m", "honora_tts.cli", "localpod", "--workers", "1", "--port",
+               "0", "--endpoint-id", endpoint_id, "--state-dir", str(tmp_path)]
+    bad = subprocess.run([*command, "--image", "honora-tts:latest"], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and "NAME:TAG=ENTRY" in bad.stderr
+    process = subprocess.Popen(
+        [*command, "--image", f"{A}={SCRIPTED_HANDLER}", "--image", f"{B}={SCRIPTED_HANDLER}",
+         "--start-image", B],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        values = {}
+        assert process.stdout is not None
+        for line in process.stdout:
+            if "=" in line and line.split("=", 1)[0].isupper():
+                name, value = line.strip().split("=", 1)
+                values[name] = value
+            if "RUNPOD_MANAGEMENT_API_BASE" in values:
+                break
+        assert values["RUNPOD_MANAGEMENT_API_BASE"] == values["RUNPOD_API_BASE"]
+        with ManagementClient(values["RUNPOD_API_KEY"],
+                              values["RUNPOD_MANAGEMENT_API_BASE"]) as management:
+            assert management.endpoint(endpoint_id).image == B
+            assert wait_until(lambda: bool(management.workers(endpoint_id).workers), 30)
+            assert management.workers(endpoint_id).workers[0].image == B
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)

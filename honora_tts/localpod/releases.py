@@ -192,7 +192,7 @@ class ReleaseManager:
 
     def workers_view(self) -> dict[str, Any]:
         now = time.time()
-        workers = []
+        workers: list[dict[str, Any]] = []
         for worker in self._listed():
             started = worker.started_at
             workers.append({
@@ -277,7 +277,7 @@ class ReleaseManager:
             raise ConfigurationRefused(422, "Request validation failed.",
                                        ["$.name: must be a non-empty string"])
         low, high = self._bounds(body.get("workers"))
-        diff = []
+        diff: list[dict[str, Any]] = []
         if image != self.image:
             diff.append({"field": "template.imageName", "old": self.image, "new": image})
         if env != self.env:

@@ -45,7 +45,12 @@ from honora_tts.rollout.engine import (
     rollback,
     rollout,
 )
-from honora_tts.rollout.errors import RolloutError, RolloutRefused, RolloutTimedOut
+from honora_tts.rollout.errors import (
+    InvalidImageReference,
+    RolloutError,
+    RolloutRefused,
+    RolloutTimedOut,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
@@ -160,8 +165,8 @@ def _run(name: str, parser: argparse.ArgumentParser, argv: list[str] | None,
         management = ManagementClient(target.api_key, target.management_api_base)
         jobs = EndpointClient(target.endpoint_id, target.api_key, target.job_api_base)
         result = _execute(name, args, target, management, jobs)
-    except (RolloutRefused, ValueError, ConfigurationError, AuthenticationError, NotFound,
-            InvalidRequest, ChangeRefused) as exc:
+    except (RolloutRefused, InvalidImageReference, ConfigurationError, AuthenticationError,
+            NotFound, InvalidRequest, ChangeRefused) as exc:
         print(f"honora-tts {name}: {type(exc).__name__}: {exc}\nnothing was changed on the "
               "endpoint.", file=sys.stderr)
         return EXIT_REFUSED

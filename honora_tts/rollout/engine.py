@@ -325,9 +325,11 @@ def _change_and_watch(
     watcher = _Watcher(management, jobs, endpoint.id, record, options)
     bounds = endpoint.workers
     try:
+        watcher.look(target, census=False)  # the timeline starts from the fleet as it was
         if traffic is not None:
             traffic.start()
             watcher.sleep(options.traffic_warmup_s)
+            watcher.look(target, census=False)
         if options.strict:
             management.update_endpoint(endpoint.id, workers_min=0, workers_max=0)
             try:

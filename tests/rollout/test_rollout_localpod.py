@@ -25,11 +25,13 @@ HEAD = head_commit(REPO) or "0000000"
 NEW = f"honora-tts:{HEAD[:12]}"
 CRASHING = "honora-tts:crashes"
 WRONG_SHA = "honora-tts:deadbeef1234"
+OLD_CODE = "honora-tts:oldcode"  # a new tag whose image holds the batch-only worker
 IMAGES = {
     OLD: REPO / "tests" / "fixtures" / "stale_handler.py",
     NEW: REPO / "worker" / "handler.py",
     CRASHING: REPO / "tests" / "fixtures" / "crashing_handler.py",
     WRONG_SHA: REPO / "worker" / "handler.py",
+    OLD_CODE: REPO / "tests" / "fixtures" / "stale_handler.py",
 }
 
 
@@ -117,12 +119,13 @@ def test_strict_rollout_leaves_no_request_to_old_workers(old_pod, tmp_path):
 @pytest.mark.parametrize(("image", "kind", "timeout_s"), [
     (CRASHING, "initializing", "25"),
     (WRONG_SHA, "sha_mismatch", "90"),  # long enough for the tiny model to load
+    (OLD_CODE, "old_code", "60"),  # the guide's failure: new image, old code; gives up early
 ])
 def test_rollout_that_cannot_finish_times_out_naming_workers_then_rollback(
     old_pod, tmp_path, capsys, image, kind, timeout_s
 ):
     out = tmp_path / "rollout"
-    expected = HEAD if image == WRONG_SHA else "c0ffee0"
+    expected = "c0ffee0" if image == CRASHING else HEAD
     code = rollout_main([image, *_argv(old_pod, out, "--timeout", timeout_s, "--no-verify",
                                        "--expected-git-sha", expected)], env=_env(old_pod))
     err = capsys.readouterr().err

@@ -152,8 +152,9 @@ class _Watcher:
         platform = self.management.workers(self.endpoint_id)
         releases = self.management.releases(self.endpoint_id)
         ready = [w for w in platform.workers if w.status in READY_STATUSES]
-        if census and ready:
-            probes = self.options.probes or max(2, 2 * len(ready))
+        # With no worker at all (an endpoint that scales to zero), one probe wakes one.
+        if census and (ready or not platform.workers):
+            probes = (self.options.probes or max(2, 2 * len(ready))) if ready else 1
             result = self.jobs.census(
                 probes, min_handler_version=target.min_handler_version,
                 deadline_s=self.options.probe_deadline_s, include_endpoint_health=False,

@@ -4,8 +4,8 @@
 -t NAME:<commit[:12]> .`` (and ``docker push`` with ``--push``). The tag comes from the commit,
 so every build has a unique tag and the workers' reported git sha names it. A dirty working tree
 is refused (the image would hold code no commit has) unless ``--allow-dirty``, which tags
-``<commit[:12]>-dirty-<UTC time>``. Without ``docker`` on PATH it prints the exact commands and
-exits 2.
+``<commit[:12]>-dirty-<UTC time>``. Without ``docker`` on PATH, or without a Docker engine it
+can reach (``docker info`` fails), it prints the exact commands and exits 2.
 
 Exit codes: 0 built (and pushed); 1 docker failed; 2 refused or no docker.
 """
@@ -76,6 +76,21 @@ def plan_build(name: str = DEFAULT_IMAGE_NAME, *, repo: Path = REPO_ROOT, push: 
     return BuildPlan(image, sha, build_time, commands)
 
 
+def docker_missing(docker: str | None) -> str | None:
+    """Why Docker cannot build here (no CLI, or no engine it can reach), or None."""
+    if docker is None:
+        return "no `docker` on PATH"
+    try:
+        info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=30,
+                              check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"`docker info` failed ({exc})"
+    if info.returncode != 0:
+        detail = (info.stderr or info.stdout).strip().splitlines()
+        return f"no Docker engine answers `docker info` ({detail[-1] if detail else 'no detail'})"
+    return None
+
+
 def main(argv: list[str] | None = None, *, repo: Path = REPO_ROOT) -> int:
     """``honora-tts build [--image NAME] [--push] [--allow-dirty] [--print]`` (of ``repo``)."""
     parser = argparse.ArgumentParser(
@@ -100,13 +115,15 @@ def main(argv: list[str] | None = None, *, repo: Path = REPO_ROOT) -> int:
         print(f"honora-tts build: {exc}", file=sys.stderr)
         return 2
     docker = shutil.which("docker")
-    if args.print_only or docker is None:
-        if docker is None:
-            print("honora-tts build: no `docker` on PATH; run these where Docker is installed:",
+    missing = docker_missing(docker)
+    if args.print_only or missing:
+        if missing:
+            print(f"honora-tts build: {missing}; run these where Docker is installed:",
                   file=sys.stderr)
         print(plan.shell())
         print(f"then: honora-tts rollout {plan.image}", file=sys.stderr)
-        return 2 if docker is None else 0
+        return 2 if missing else 0
+    assert docker is not None
     for command in plan.commands:
         print(f"+ {shlex.join(command)}", file=sys.stderr, flush=True)
         if subprocess.run([docker, *command[1:]], check=False).returncode != 0:

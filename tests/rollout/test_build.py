@@ -68,3 +68,35 @@ def test_without_docker_it_prints_the_commands_and_exits_2(repo, tmp_path, monke
     (repo / "dirty.txt").write_text("x")
     assert main([], repo=repo) == 2
     assert "uncommitted" in capsys.readouterr().err
+
+
+def _fake_docker(bin_dir: Path, log: Path, info_exit: int) -> None:
+    """A stand-in docker CLI: ``info`` exits ``info_exit``; other commands are logged."""
+    script = bin_dir / "docker"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = info ]; then echo "Cannot connect to the Docker daemon" >&2; '
+        f"exit {info_exit}; fi\n"
+        f'echo "$@" >> {shlex.quote(str(log))}\n'
+    )
+    script.chmod(0o755)
+
+
+def test_docker_without_an_engine_prints_the_commands(repo, tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    log = tmp_path / "docker.log"
+    _fake_docker(bin_dir, log, info_exit=1)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert main([], repo=repo) == 2
+    assert "no Docker engine answers" in capsys.readouterr().err
+    assert not log.exists()
+
+    _fake_docker(bin_dir, log, info_exit=0)
+    assert main(["--image", "reg.io/honora", "--push"], repo=repo) == 0
+    sha = _git(repo, "rev-parse", "HEAD")
+    build, push = log.read_text().splitlines()
+    assert build.startswith(f"build -f {repo / 'Dockerfile.runpod'} --build-arg GIT_SHA={sha}")
+    assert push == f"push reg.io/honora:{sha[:12]}"
+    assert capsys.readouterr().out.strip() == f"reg.io/honora:{sha[:12]}"

@@ -15,7 +15,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "census": ("honora_tts.client.commands", "census_main", "which builds the workers run"),
     "localpod": ("honora_tts.localpod.commands", "main", "run a local RunPod-compatible endpoint"),
     "verify": ("honora_tts.qa.verify", "main", "deploy verification (notebook 01) + verdict"),
-    "tiny-model": ("honora_tts.model.checkpoints", "tiny_model_main", "build the offline tiny XTTS checkpoint"),
+    "build": ("honora_tts.rollout.build", "main", "docker build the worker image, tag = commit"),
+    "rollout": ("honora_tts.rollout.commands", "rollout_main",
+                "change the endpoint's image, watch every worker onto it, verify"),
+    "rollback": ("honora_tts.rollout.commands", "rollback_main",
+                 "put back the image the last rollout replaced"),
+    "tiny-model": ("honora_tts.model.checkpoints", "tiny_model_main",
+                   "build the offline tiny XTTS checkpoint"),
 }
 
 

@@ -170,6 +170,10 @@ class BaseClient:
             timeout=timeout, transport=transport, follow_redirects=True,
         )
 
+    @property
+    def api_key(self) -> str:
+        return self._api_key
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(api_base={self.api_base!r}, "

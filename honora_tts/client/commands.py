@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -251,13 +252,19 @@ def _describe_result(path: Path, result: SynthesisResult) -> str:
 
 def census_main(argv: list[str], client: EndpointClient | None = None) -> int:
     """``honora-tts census [--probes N] [--min-handler-version N] [--json]``: exit 1 when a
-    stale build answers, more than one build answers, or a probe gets no answer."""
+    stale build answers, more than one build answers, a probe gets no answer, or a ready worker
+    the platform lists (management API ``/workers``, where reachable) never answers."""
     parser = _parser("census", "Send N health jobs at once and report which builds answer.")
     parser.add_argument("--probes", type=int, default=8, help="health jobs to send (default 8)")
     parser.add_argument("--min-handler-version", type=int, default=None, metavar="N",
                         help="handler versions below N count as stale (default: this client's)")
     parser.add_argument("--deadline", type=float, default=None, metavar="S",
                         help="give up on a probe (and cancel it) after S seconds (default 60)")
+    parser.add_argument("--management-api-base", default=None, metavar="URL",
+                        help="management API base (default $RUNPOD_MANAGEMENT_API_BASE, else "
+                        "localpod's or RunPod's)")
+    parser.add_argument("--no-platform", action="store_true",
+                        help="do not ask the management API which workers exist")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return _run("census", parser, argv, _census, client)
 
@@ -265,8 +272,14 @@ def census_main(argv: list[str], client: EndpointClient | None = None) -> int:
 def _census(args: argparse.Namespace, client: EndpointClient) -> int:
     if args.probes < 1:
         raise _UsageError("--probes must be at least 1")
-    census = client.census(
-        args.probes, min_handler_version=args.min_handler_version, deadline_s=args.deadline
+    from honora_tts.client.management import ENV_MANAGEMENT_API_BASE
+    from honora_tts.client.platform import census_with_platform, platform_workers
+
+    platform = None if args.no_platform else platform_workers(
+        client, args.management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE))
+    census = census_with_platform(
+        client, args.probes, platform=platform, min_handler_version=args.min_handler_version,
+        deadline_s=args.deadline,
     )
     if args.json:
         print(json.dumps(census.to_dict(), indent=2))

@@ -108,6 +108,11 @@ class EndpointClient:
         return self._base.api_base
 
     @property
+    def api_key(self) -> str:
+        """The RunPod API key (it also serves the management API); never logged."""
+        return self._base.api_key
+
+    @property
     def deadline_s(self) -> float:
         """The default deadline of a job, in seconds."""
         return self.jobs.deadline_s

@@ -62,6 +62,10 @@ RunPod behaviours mirrored, and the choices made where RunPod documents none:
   ``poll_hold_s`` while there is nothing to hand out (204 then). A job-take with
   ``job_in_progress=0`` releases everything the worker held; a job it never reported ends
   FAILED (``result_lost``). job-done posts are idempotent (the SDK retries them).
+- Management API (RunPod's REST API v2 on the same port: ``GET|PATCH /v2/serverless/{id}``,
+  ``/workers``, ``/releases``) and "images" (``images={"NAME:TAG": entry_file}``; a worker from
+  an image gets ``GIT_SHA=TAG``): changing the image runs RunPod's rolling release (stale idle
+  workers replaced at once, busy ones after their job). See :mod:`.releases`.
 """
 
 from honora_tts.localpod.controlplane import LocalPodError, WorkerStartError

@@ -13,6 +13,9 @@ Worker-facing (authenticated by the ``token`` query parameter localpod gives its
     GET  /job-stop/{worker}                        GET /ping/{worker}
     POST /job-done/{worker}/{job}?isStream=        POST /job-stream/{worker}/{job}
 
+The management API (``/v2/serverless/{endpoint_id}``, ``/workers``, ``/releases``) is in
+:mod:`.management_api`; its routes come first, so they win over the patterns above.
+
 localpod's own (public auth), for driving a pod that runs in another process::
 
     GET /localpod/workers  GET /localpod/jobs  GET /localpod/counters
@@ -43,6 +46,8 @@ from honora_tts.localpod.controlplane import (
     PolicyError,
 )
 from honora_tts.localpod.jobs import DoneOutcome, JobNotFound, JobNotRetryable
+from honora_tts.localpod.management_api import management_router
+from honora_tts.localpod.releases import ReleaseManager
 from honora_tts.localpod.supervisor import WorkerProcess
 
 #: Bodies beyond this are not even read to the end (the connection is closed).
@@ -87,10 +92,13 @@ async def _read_capped(request: Request, limit: int) -> bytes | int:
     return size if size > limit else b"".join(chunks)
 
 
-def build_app(plane: ControlPlane) -> FastAPI:
-    """The FastAPI application serving one pod's control plane."""
+def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> FastAPI:
+    """The FastAPI application serving one pod's control plane (and, with ``releases``, its
+    management API)."""
     settings = plane.settings
     app = FastAPI(title="localpod", docs_url=None, redoc_url=None, openapi_url=None)
+    if releases is not None:
+        app.include_router(management_router(releases, settings.api_key))
 
     def public_gate(request: Request, endpoint_id: str, operation: str) -> JSONResponse | None:
         supplied = request.headers.get("authorization", "")

@@ -1,6 +1,8 @@
 """``honora-tts localpod``: run a local RunPod-compatible endpoint in the foreground.
 
-It prints the base URL, endpoint id and API key as ``NAME=value`` lines (ready to ``export``)
+It prints the job API's base URL, endpoint id, API key and the management API's base
+(``RUNPOD_MANAGEMENT_API_BASE``: ``GET|PATCH /serverless/{id}``, ``/workers``, ``/releases``)
+as ``NAME=value`` lines (ready to ``export``)
 as soon as the control plane listens, writes the state file other processes attach through,
 says when the workers are ready, and on SIGTERM or Ctrl-C stops every worker and removes the
 state file.
@@ -26,6 +28,7 @@ from honora_tts.localpod.discovery import (
     state_file_path,
     write_state_file,
 )
+from honora_tts.localpod.images import ImageSpecError, parse_image_spec
 from honora_tts.localpod.pod import LocalPod
 
 DEFAULT_PORT = 8000
@@ -57,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         "worker/handler.py)")  # fmt: skip
     add("--state-dir", type=Path, default=None, help="where worker logs go")
     add("--no-restart", action="store_true", help="do not replace workers that die")
+    add("--image", action="append", default=[], metavar="NAME:TAG=ENTRY",
+        help="an image the endpoint can run: NAME:TAG stands for the worker entry file ENTRY "
+        "(its workers get GIT_SHA=TAG); repeatable. PATCH /v2/serverless/{id} switches images "
+        "in a rolling release")
+    add("--start-image", default=None, metavar="NAME:TAG",
+        help="the image the endpoint runs at start (default: the first --image)")
     add("--ready-timeout", type=float, default=300.0, metavar="S",
         help="give up when the workers are not ready after S seconds (default 300)")
     return parser
@@ -70,6 +79,7 @@ def _state(pod: LocalPod) -> dict[str, Any]:
         "pid": os.getpid(),
         "started_at": pod.started_at,
         "state_dir": str(pod.state_dir),
+        "management_base": pod.management_base,
         "workers": [
             {k: w[k] for k in ("id", "pid", "kind", "handler")}
             for w in pod.workers()
@@ -98,6 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     def request_stop(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        images = dict(parse_image_spec(spec) for spec in args.image)
+    except ImageSpecError as exc:
+        print(f"localpod: {exc}", file=sys.stderr)
+        return 2
+    if args.start_image is not None and args.start_image not in images:
+        print(f"localpod: --start-image {args.start_image!r} is not one of the --image "
+              f"references ({', '.join(images) or 'none given'})", file=sys.stderr)
+        return 2
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     pod = LocalPod(
         args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
@@ -105,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         start_delay_s=args.start_delay, max_concurrency_per_worker=args.max_concurrency,
         rate_limit_per_10s=args.rate_limit, execution_timeout_s=args.execution_timeout,
         handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
-        restart_dead_workers=not args.no_restart,
+        restart_dead_workers=not args.no_restart, images=images or None,
+        start_image=args.start_image,
     )  # fmt: skip
     state_file = state_file_path(args.endpoint_id)
     try:
@@ -120,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             f"localpod: endpoint {pod.endpoint_id} at {pod.base_url} "
             f"({total} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"
         )
+        print(f"localpod: management API at {pod.management_base}/serverless/{pod.endpoint_id} "
+              f"(image {pod.start_image})")
         for name, value in pod.client_env().items():
             print(f"{name}={value}")
         print("localpod: workers are loading; jobs queue until one is ready", flush=True)

@@ -12,7 +12,7 @@ import ipaddress
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,8 @@ class ControlPlane:
         self._housekeeper: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._limiters: dict[str, SlidingWindowLimiter] = {}
+        #: Whether a worker may take more work (a rolling release says no to stale workers).
+        self.may_take: Callable[[WorkerProcess], bool] = lambda worker: True
         if settings.rate_limit_per_10s is not None:
             self._limiters = {
                 op: SlidingWindowLimiter(settings.rate_limit_per_10s)
@@ -229,6 +231,10 @@ class ControlPlane:
                 worker = (idle or alive)[0]
         self._kill(worker, "killed on command")
         return worker.id
+
+    def retire(self, worker: WorkerProcess) -> None:
+        """Stop a worker for good (a rolling release replaces it); it is not restarted."""
+        self._kill(worker, "stop")
 
     def _kill(self, worker: WorkerProcess, reason: str) -> None:
         self.counters["workers_killed"] += 1
@@ -426,6 +432,10 @@ class ControlPlane:
             log.info("localpod: %s ready", worker.id)
         if not job_in_progress:
             self.table.worker_released(worker.id)
+        if not self.may_take(worker):
+            if not self.table.held_by(worker.id):
+                self.retire(worker)
+            return []
         deadline = time.monotonic() + self.settings.poll_hold_s
         while True:
             if self.closing or not worker.alive:

@@ -27,6 +27,8 @@ from honora_tts.localpod.controlplane import (
     PodSettings,
     WorkerStartError,
 )
+from honora_tts.localpod.images import ImageCatalog
+from honora_tts.localpod.releases import LEGACY_IMAGES, ReleaseManager
 from honora_tts.localpod.supervisor import Supervisor, worker_environment
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +65,12 @@ class LocalPod:
     5 s / 10 s minimums for short tests; a timed-out job's worker is killed when it still holds
     the job ``stop_grace_s`` after the stop signal; ``poll_hold_s`` is how long job-take and
     job-stop polls wait for work. See the package docstring for the RunPod behaviours.
+
+    ``images`` maps image references (``NAME:TAG``) to worker entry files: ``workers`` then start
+    from ``start_image`` (default: the first), each with ``GIT_SHA=TAG`` and a ``BUILD_TIME``,
+    and the management API (``PATCH /v2/serverless/{id}``) can switch the endpoint to another
+    of them in a rolling release (see :mod:`honora_tts.localpod.releases`). Without ``images``
+    the workers report ``localpod/honora-tts:current`` (or ``:stale``) as their image.
     """
 
     def __init__(
@@ -89,11 +97,24 @@ class LocalPod:
         enforce_policy_minimums: bool = True,
         stop_grace_s: float = 3.0,
         poll_hold_s: float = 5.0,
+        images: Mapping[str, Path | str] | None = None,
+        start_image: str | None = None,
     ) -> None:
         if workers < 0 or stale_workers < 0 or workers + stale_workers < 1:
             raise ValueError("a pod needs at least one worker")
         if max_concurrency_per_worker < 1:
             raise ValueError("max_concurrency_per_worker must be at least 1")
+        self.catalog = ImageCatalog(
+            {ref: Path(entry) for ref, entry in images.items()} if images else {
+                LEGACY_IMAGES["current"]: Path(handler_path or DEFAULT_HANDLER),
+                LEGACY_IMAGES["stale"]: Path(stale_handler_path or DEFAULT_STALE_HANDLER),
+            }
+        )
+        self._from_images = bool(images)
+        self.start_image = start_image or self.catalog.first.reference
+        start_entry = self.catalog.get(self.start_image).entry
+        if images and handler_path is None:
+            handler_path = start_entry
         self.endpoint_id = endpoint_id
         self.api_key = api_key or f"localpod-{secrets.token_urlsafe(24)}"
         self.model = model
@@ -120,6 +141,7 @@ class LocalPod:
             poll_hold_s=poll_hold_s,
         )
         self._plane: ControlPlane | None = None
+        self._releases: ReleaseManager | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -171,8 +193,14 @@ class LocalPod:
         )  # fmt: skip
         supervisor = Supervisor(log_dir=self.state_dir / "logs", env=env)
         self._plane = ControlPlane(self._settings, supervisor)
+        self._releases = ReleaseManager(
+            self._plane, self.catalog, start_image=self.start_image,
+            workers_max=sum(self._requested[:2]), name=self.endpoint_id,
+            job_api_base=self.base_url,
+        )  # fmt: skip
+        self._plane.may_take = self._releases.may_take
         config = uvicorn.Config(
-            build_app(self._plane), log_config=None, log_level="warning", access_log=False,
+            build_app(self._plane, self._releases), log_config=None, log_level="warning", access_log=False,
             lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=30, ws="none",
         )  # fmt: skip
         self._server = uvicorn.Server(config)
@@ -188,8 +216,11 @@ class LocalPod:
         atexit.register(self.stop)
         workers, stale, delay = self._requested
         self._call(self._plane.start)
+        self._call(self._releases.start)
         try:
-            if workers:
+            if workers and self._from_images:
+                self._call(self._releases.start_workers, workers, start_delay_s=delay)
+            elif workers:
                 self.add_workers(workers, start_delay_s=delay)
             if stale:
                 self.add_workers(stale, stale=True, start_delay_s=delay)
@@ -303,7 +334,14 @@ class LocalPod:
             "RUNPOD_API_BASE": self.base_url,
             "RUNPOD_ENDPOINT_ID": self.endpoint_id,
             "RUNPOD_API_KEY": self.api_key,
+            "RUNPOD_MANAGEMENT_API_BASE": self.management_base,
         }
+
+    @property
+    def management_base(self) -> str:
+        """Base URL of the management API (``{base}/serverless/{endpoint_id}``): the job
+        API's base, as both share the port."""
+        return self.base_url
 
     def workers(self) -> list[dict[str, Any]]:
         """Every worker this pod started (dead ones included): id, pid, state

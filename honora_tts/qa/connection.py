@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from honora_tts.client import EndpointClient
+    from honora_tts.client.management import ManagementClient
+    from honora_tts.client.management_models import WorkerList
 
 LOCALPOD = "localpod"
 
@@ -33,6 +35,27 @@ def connect(endpoint: str = LOCALPOD, api_base: str = "", api_key: str = "",
     if endpoint.lower() != LOCALPOD or api_base:
         client.source = "parameters"
     return client
+
+
+def platform_workers(client: EndpointClient, management_api_base: str = "") -> WorkerList | None:
+    """The platform's list of the endpoint's workers (management API ``/workers``, at
+    ``management_api_base``, else ``RUNPOD_MANAGEMENT_API_BASE``, else localpod's or RunPod's);
+    None where it cannot be reached."""
+    from honora_tts.client.management import ENV_MANAGEMENT_API_BASE
+    from honora_tts.client.platform import platform_workers as lookup
+
+    base = (management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE) or "").strip()
+    return lookup(client, base or None)
+
+
+def management(client: EndpointClient, management_api_base: str = "") -> ManagementClient:
+    """A management API client for the notebook's endpoint (same key; base as for
+    :func:`platform_workers`)."""
+    from honora_tts.client.management import ENV_MANAGEMENT_API_BASE
+    from honora_tts.client.platform import management_client_for
+
+    base = (management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE) or "").strip()
+    return management_client_for(client, base or None)
 
 
 def describe(client: EndpointClient) -> dict[str, str]:

@@ -32,6 +32,7 @@ from honora_tts.qa.results import json_ready, write_json
 
 if TYPE_CHECKING:
     from honora_tts.client import Census, EndpointClient, SynthesisResult
+    from honora_tts.client.management_models import WorkerList
 
 UNKNOWN = "unknown"
 UNKNOWN_WORKER = "(worker id not reported)"
@@ -230,10 +231,11 @@ def styled_census(table: pd.DataFrame) -> Any:
 
 
 def take_census(client: EndpointClient, probes: int, *, min_handler_version: int,
-                rounds: int = 3) -> Census:
-    """A census that tries to hear from every worker: when ``GET /health`` reports more
-    workers than answered, more rounds of ``probes`` health jobs are sent (up to ``rounds``),
-    and all probes are reported together."""
+                rounds: int = 3, platform: WorkerList | None = None) -> Census:
+    """A census that tries to hear from every worker: when the platform's list (management
+    API ``/workers``, when given) or else ``GET /health`` reports more workers than answered,
+    more rounds of ``probes`` health jobs are sent (up to ``rounds``), and all probes are
+    reported together."""
     from honora_tts.client import Census
     from honora_tts.client.results import group_probes
 
@@ -243,6 +245,10 @@ def take_census(client: EndpointClient, probes: int, *, min_handler_version: int
         census = client.census(probes, min_handler_version=min_handler_version)
         collected.extend(census.probes)
         answered = {p.worker_id for p in collected if p.answered and p.worker_id}
+        if platform is not None:
+            if set(ready_platform_workers(platform)) <= answered:
+                break
+            continue
         expected = expected_worker_count(census)
         if expected is None or len(answered) >= expected:
             break
@@ -250,6 +256,11 @@ def take_census(client: EndpointClient, probes: int, *, min_handler_version: int
     return Census(probes=collected, groups=group_probes(collected),
                   min_handler_version=census.min_handler_version,
                   endpoint_health=census.endpoint_health)
+
+
+def ready_platform_workers(platform: WorkerList) -> list[str]:
+    """Workers the platform lists as ready (idle or running): each should answer the census."""
+    return [w.id for w in platform.workers if w.status in ("IDLE", "RUNNING")]
 
 
 def expected_worker_count(census: Census) -> int | None:
@@ -287,8 +298,10 @@ class CheckResult:
         return data
 
 
-def census_check(rows: Sequence[WorkerRow], census: Census | None = None) -> CheckResult:
-    """PASS when every answering worker runs the expected, current, identifiable build."""
+def census_check(rows: Sequence[WorkerRow], census: Census | None = None,
+                 platform: WorkerList | None = None) -> CheckResult:
+    """PASS when every answering worker runs the expected, current, identifiable build (and,
+    with the platform's list, every ready worker it lists answered)."""
     if not rows:
         failures = [p.error for p in census.failures] if census is not None else []
         return CheckResult(
@@ -310,6 +323,16 @@ def census_check(rows: Sequence[WorkerRow], census: Census | None = None) -> Che
         mixed = f"; {builds} builds answer (half-rolled)" if builds > 1 else ""
         return CheckResult("version census", Status.FAIL, f"flagged workers: {names}{mixed}",
                            worker_ids=tuple(r.worker_id for r in flagged), details=details)
+    if platform is not None:
+        heard = {r.worker_id for r in rows}
+        unheard = [w for w in ready_platform_workers(platform) if w not in heard]
+        details["workers_listed_by_platform"] = len(platform.workers)
+        if unheard:
+            return CheckResult(
+                "version census", Status.FAIL,
+                f"{len(unheard)} worker(s) the platform lists never answered: "
+                f"{', '.join(unheard)}", error_type="NoAnswer", worker_ids=tuple(unheard),
+                details=details)
     if unanswered:
         return CheckResult("version census", Status.FAIL,
                            f"{unanswered} health probe(s) got no answer",

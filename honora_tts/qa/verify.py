@@ -117,10 +117,40 @@ def chosen_endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         pod.stop()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the verification; 0 on PASS, 1 on FAIL, 2 when it could not run."""
+def run_verification(
+    parameters: dict[str, Any],
+    out: Path,
+    *,
+    env: dict[str, str | None],
+    execution_timeout: int = 600,
+    log_output: bool = True,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Run notebook 01 with ``parameters`` (its ``artifacts_dir`` is set to ``out``); returns
+    (the summary it wrote, None), or (None, why it did not finish). ``env`` goes to the kernel
+    (the API key travels there, never in the parameters)."""
     from honora_tts.qa.notebook_runner import NotebookFailed, export_html, run_notebook
 
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "summary.json"
+    summary_path.unlink(missing_ok=True)
+    executed = out / f"{NOTEBOOK}.ipynb"
+    failure: str | None = None
+    try:
+        run_notebook(NOTEBOOK, executed, {**parameters, "artifacts_dir": str(out)},
+                     cwd=Path.cwd(), execution_timeout=execution_timeout, env=env,
+                     log_output=log_output)
+    except NotebookFailed as exc:
+        failure = str(exc)
+    if executed.exists():
+        html = export_html(executed, out / f"{NOTEBOOK}.html")
+        print(f"report: {html}", file=sys.stderr)
+    if failure is not None or not summary_path.exists():
+        return None, failure or "no summary.json was written"
+    return json.loads(summary_path.read_text(encoding="utf-8")), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the verification; 0 on PASS, 1 on FAIL, 2 when it could not run."""
     args = build_parser().parse_args(argv)
     missing = _missing_notebook_tools()
     if missing:
@@ -129,14 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / "summary.json"
-    summary_path.unlink(missing_ok=True)
     if not args.quiet:
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
-    executed = out / f"{NOTEBOOK}.ipynb"
     started = time.perf_counter()
-    failure: str | None = None
     with chosen_endpoint(args) as target:
         max_tokens = args.max_new_tokens
         if max_tokens is None:
@@ -146,26 +172,18 @@ def main(argv: list[str] | None = None) -> int:
             "expected_git_sha": expected_sha(args.expected_git_sha),
             "min_handler_version": args.min_handler_version, "probes": args.probes,
             "parallel": args.parallel, "voice": args.voice, "max_new_tokens": max_tokens,
-            "artifacts_dir": str(out),
         }
         print(f"running {NOTEBOOK} against {target['endpoint']} "
               f"({target['api_base'] or 'RunPod'}) ...", file=sys.stderr, flush=True)
-        try:
-            run_notebook(NOTEBOOK, executed, parameters, cwd=Path.cwd(),
-                         execution_timeout=args.execution_timeout, env=target["env"],
-                         log_output=not args.quiet)
-        except NotebookFailed as exc:
-            failure = str(exc)
-    if executed.exists():
-        html = export_html(executed, out / f"{NOTEBOOK}.html")
-        print(f"report: {html}", file=sys.stderr)
+        summary, failure = run_verification(
+            parameters, out, env=target["env"], execution_timeout=args.execution_timeout,
+            log_output=not args.quiet,
+        )
     elapsed = time.perf_counter() - started
-    if failure is not None or not summary_path.exists():
-        print(f"VERDICT: FAIL: the verification notebook did not finish: "
-              f"{failure or 'no summary.json was written'}", flush=True)
+    if summary is None:
+        print(f"VERDICT: FAIL: the verification notebook did not finish: {failure}", flush=True)
         return 1
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    print(f"summary: {summary_path} ({elapsed:.0f} s)", file=sys.stderr)
+    print(f"summary: {out / 'summary.json'} ({elapsed:.0f} s)", file=sys.stderr)
     print(summary["headline"], flush=True)
     return 0 if summary.get("passed") else 1
 

@@ -14,7 +14,7 @@ NOTEBOOKS = sorted(notebook_runner.NOTEBOOKS_DIR.glob("*.ipynb"))
 
 def test_the_three_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_deploy_verification", "02_listening_test",
-                                           "03_latency"]
+                                           "03_latency", "05_rollout"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

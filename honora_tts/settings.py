@@ -228,9 +228,10 @@ class ClientSettings(_EnvSettings):
         DEFAULT_API_BASE, validation_alias="RUNPOD_API_BASE",
         description="RunPod's job API (localpod prints its own)",
     )
-    management_api_base: str = Field(
-        DEFAULT_MANAGEMENT_API_BASE, validation_alias="RUNPOD_MANAGEMENT_API_BASE",
-        description="RunPod's management API, REST v2 (localpod prints its own)",
+    management_api_base: str | None = Field(
+        None, validation_alias="RUNPOD_MANAGEMENT_API_BASE",
+        description="RunPod's management API, REST v2 (unset: `https://api.runpod.io/v2`, or "
+        "localpod's beside its job API; localpod prints its own)",
     )
     localpod_workers: int = Field(
         1, ge=1, validation_alias="HONORA_LOCALPOD_WORKERS",
@@ -268,7 +269,9 @@ class ClientSettings(_EnvSettings):
 
     @field_validator("api_base", "management_api_base")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http(s) URL such as {DEFAULT_API_BASE}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -272,11 +271,10 @@ def census_main(argv: list[str], client: EndpointClient | None = None) -> int:
 def _census(args: argparse.Namespace, client: EndpointClient) -> int:
     if args.probes < 1:
         raise _UsageError("--probes must be at least 1")
-    from honora_tts.client.management import ENV_MANAGEMENT_API_BASE
     from honora_tts.client.platform import census_with_platform, platform_workers
 
     platform = None if args.no_platform else platform_workers(
-        client, args.management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE))
+        client, args.management_api_base or ClientSettings.from_env().management_api_base)
     census = census_with_platform(
         client, args.probes, platform=platform, min_handler_version=args.min_handler_version,
         deadline_s=args.deadline,

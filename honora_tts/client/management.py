@@ -35,10 +35,10 @@ from honora_tts.client._exceptions import (
 )
 from honora_tts.client._redaction import mask
 from honora_tts.client.management_models import Endpoint, ReleaseHistory, WorkerList
+from honora_tts.settings import DEFAULT_MANAGEMENT_API_BASE, ClientSettings
 
-DEFAULT_MANAGEMENT_API_BASE = "https://api.runpod.io/v2"
 #: The variable a caller reads the base from (this module takes it as an argument).
-ENV_MANAGEMENT_API_BASE = "RUNPOD_MANAGEMENT_API_BASE"
+ENV_MANAGEMENT_API_BASE = ClientSettings.env_names()["management_api_base"]
 
 _ENDPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 M = TypeVar("M", bound=BaseModel)

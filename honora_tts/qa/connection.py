@@ -41,21 +41,23 @@ def platform_workers(client: EndpointClient, management_api_base: str = "") -> W
     """The platform's list of the endpoint's workers (management API ``/workers``, at
     ``management_api_base``, else ``RUNPOD_MANAGEMENT_API_BASE``, else localpod's or RunPod's);
     None where it cannot be reached."""
-    from honora_tts.client.management import ENV_MANAGEMENT_API_BASE
     from honora_tts.client.platform import platform_workers as lookup
 
-    base = (management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE) or "").strip()
-    return lookup(client, base or None)
+    return lookup(client, _management_base(management_api_base))
 
 
 def management(client: EndpointClient, management_api_base: str = "") -> ManagementClient:
     """A management API client for the notebook's endpoint (same key; base as for
     :func:`platform_workers`)."""
-    from honora_tts.client.management import ENV_MANAGEMENT_API_BASE
     from honora_tts.client.platform import management_client_for
 
-    base = (management_api_base or os.environ.get(ENV_MANAGEMENT_API_BASE) or "").strip()
-    return management_client_for(client, base or None)
+    return management_client_for(client, _management_base(management_api_base))
+
+
+def _management_base(given: str) -> str | None:
+    from honora_tts.settings import ClientSettings
+
+    return given.strip() or ClientSettings.from_env().management_api_base
 
 
 def describe(client: EndpointClient) -> dict[str, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from honora_tts.rollout.errors import (
     RolloutRefused,
     RolloutTimedOut,
 )
+from honora_tts.settings import ClientSettings, SettingsError
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
@@ -66,11 +66,16 @@ class Target:
     source: str
 
 
-def resolve_target(args: argparse.Namespace, env: Mapping[str, str]) -> Target:
-    """The endpoint from the flags, else the environment, else a running localpod."""
-    endpoint_id = (args.endpoint_id or env.get(C.ENV_ENDPOINT_ID) or "").strip()
+def resolve_target(args: argparse.Namespace, env: Mapping[str, str] | None) -> Target:
+    """The endpoint from the flags, else the environment (``env``, default the process's),
+    else a running localpod."""
+    try:
+        settings = ClientSettings.from_env(env)
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc)) from None
+    endpoint_id = (args.endpoint_id or settings.endpoint_id or "").strip()
     if endpoint_id:
-        api_key = (env.get(C.ENV_API_KEY) or "").strip()
+        api_key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
         if not api_key:
             raise ConfigurationError(
                 f"{C.ENV_API_KEY} is not set: export a RunPod API key with access to Serverless "
@@ -78,8 +83,8 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str]) -> Target:
             )
         return Target(
             endpoint_id, api_key,
-            (args.api_base or env.get(C.ENV_API_BASE) or C.DEFAULT_API_BASE).rstrip("/"),
-            (args.management_api_base or env.get(ENV_MANAGEMENT_API_BASE)
+            (args.api_base or settings.api_base).rstrip("/"),
+            (args.management_api_base or settings.management_api_base
              or DEFAULT_MANAGEMENT_API_BASE).rstrip("/"),
             "environment",
         )
@@ -159,7 +164,7 @@ def _run(name: str, parser: argparse.ArgumentParser, argv: list[str] | None,
                         format="%(levelname)s %(name)s: %(message)s")
     management = jobs = None
     try:
-        target = resolve_target(args, os.environ if env is None else env)
+        target = resolve_target(args, env)
         from honora_tts.client import EndpointClient
 
         management = ManagementClient(target.api_key, target.management_api_base)

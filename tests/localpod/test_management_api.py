@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from honora_tts.localpod.pytest_plugin import PodAPI
+from localpod_fixtures import PodAPI
 from localpod_testing import SCRIPTED_HANDLER, wait_until
 
 from honora_tts.client.management import ManagementClient

@@ -19,7 +19,6 @@ import shutil
 import time
 from pathlib import Path
 
-from honora_tts.files import cache_dir
 from honora_tts.model.checkpoints import (
     apply_synthesis_defaults,
     build_once,
@@ -29,6 +28,7 @@ from honora_tts.model.checkpoints import (
     weights_checksum,
 )
 from honora_tts.model.constants import DEFAULT_VOICE_FILE, METADATA_FILE
+from honora_tts.settings import cache_dir
 
 #: Bumped whenever the build changes: cached checkpoints of another recipe are rebuilt.
 RECIPE = 1

@@ -6,19 +6,22 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from pydantic import SecretStr
+
 from honora_tts.protocol import AudioPayload, ErrorCode, OutputSpec, WorkerError
+from honora_tts.settings import WorkerSettings
 
 #: Encoded audio above this size goes out as a URL when ``delivery`` is ``auto`` and an output
 #: bucket is configured.
-DEFAULT_URL_DELIVERY_BYTES = 5 * 2**20
+DEFAULT_URL_DELIVERY_BYTES: int = WorkerSettings.model_fields["url_delivery_bytes"].default
 
 CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
-BUCKET_ENV = ("BUCKET_ENDPOINT_URL", "BUCKET_ACCESS_KEY_ID", "BUCKET_SECRET_ACCESS_KEY", "BUCKET_NAME")
+BUCKET_ENV = tuple(WorkerSettings.env_names()[name] for name in (
+    "bucket_endpoint_url", "bucket_access_key_id", "bucket_secret_access_key", "bucket_name"))
 
 
 class OutputBucket(Protocol):
@@ -37,18 +40,32 @@ def _bucket_for(*values: str) -> OutputBucket | None:
     return S3VoiceStore.from_runpod_bucket_env(dict(zip(BUCKET_ENV, values, strict=True)))
 
 
-def output_bucket_from_env() -> OutputBucket | None:
-    """The output bucket RunPod's upload helper would use (``BUCKET_*``, read at each call),
-    or None when none is configured."""
-    return _bucket_for(*(os.environ.get(name, "") for name in BUCKET_ENV))
+def _no_bucket() -> OutputBucket | None:
+    return None
+
+
+def output_bucket_for(settings: WorkerSettings) -> Callable[[], OutputBucket | None]:
+    """The output bucket RunPod's upload helper would use (``BUCKET_*`` of ``settings``),
+    made on first use; None when none is configured."""
+    def secret(value: SecretStr | None) -> str:
+        return value.get_secret_value() if value is not None else ""
+
+    values = (settings.bucket_endpoint_url or "", secret(settings.bucket_access_key_id),
+              secret(settings.bucket_secret_access_key), settings.bucket_name or "")
+    return functools.partial(_bucket_for, *values)
 
 
 @dataclass(frozen=True)
 class AudioDelivery:
     """Turns encoded audio into the response's :class:`AudioPayload`."""
 
-    output_bucket: Callable[[], OutputBucket | None] = output_bucket_from_env
+    output_bucket: Callable[[], OutputBucket | None] = _no_bucket
     url_delivery_bytes: int = DEFAULT_URL_DELIVERY_BYTES
+
+    @classmethod
+    def for_settings(cls, settings: WorkerSettings) -> AudioDelivery:
+        """Delivery as the worker's settings configure it (bucket, size threshold)."""
+        return cls(output_bucket_for(settings), settings.url_delivery_bytes)
 
     def payload(
         self, data: bytes, duration_s: float, output: OutputSpec, request_id: str, audio_key: str

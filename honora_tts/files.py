@@ -1,4 +1,4 @@
-"""Files on disk: content hashes, atomic writes, inter-process locks and the cache directory.
+"""Files on disk: content hashes, atomic writes and inter-process locks.
 
 Standard library only, so the light client install can use it.
 """
@@ -57,9 +57,3 @@ def file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def cache_dir() -> Path:
-    """The package's cache directory: ``$HONORA_CACHE_DIR`` or ``~/.cache/honora-tts``."""
-    configured = os.environ.get("HONORA_CACHE_DIR", "").strip()
-    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "honora-tts"

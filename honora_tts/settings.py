@@ -16,6 +16,7 @@ prints the table; a test keeps README in step with it).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -333,6 +334,17 @@ class VoiceStoreSettings(_EnvSettings):
         if env is not None and not env.get("AWS_REGION") and env.get("AWS_DEFAULT_REGION"):
             env = {**env, "AWS_REGION": env["AWS_DEFAULT_REGION"]}
         return super().from_env(env, **overrides)
+
+
+def cache_dir() -> Path:
+    """The package's cache directory: ``HONORA_CACHE_DIR`` or ``~/.cache/honora-tts``.
+
+    The one setting read where it is used rather than at start-up: it is a fact of the whole
+    process (checkpoints, speaker latents and localpod's state files, on the worker's side and
+    the caller's), and reading it alone keeps a bad worker setting from breaking a client.
+    """
+    raw = os.environ.get(WorkerSettings.env_names()["cache_dir"], "").strip()
+    return Path(raw).expanduser() if raw else Path.home() / ".cache" / "honora-tts"
 
 
 SETTINGS_GROUPS: tuple[type[_EnvSettings], ...] = (WorkerSettings, ClientSettings,

@@ -9,7 +9,6 @@ deploy verification flags.
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import subprocess
 from importlib import metadata
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from honora_tts.protocol import HANDLER_VERSION, VersionRecord
+from honora_tts.settings import WorkerSettings
 
 UNKNOWN = "unknown"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,9 +30,27 @@ def package_version() -> str:
         return UNKNOWN
 
 
+_build_settings: WorkerSettings | None = None
+
+
+def configure_build(settings: WorkerSettings) -> None:
+    """Take the build's identity (``GIT_SHA``, ``BUILD_TIME``, ``RUNPOD_POD_ID``, streaming)
+    from the worker's settings; without it they are read from the environment once."""
+    global _build_settings
+    _build_settings = settings
+    git_sha.cache_clear()
+
+
+def _settings() -> WorkerSettings:
+    global _build_settings
+    if _build_settings is None:
+        _build_settings = WorkerSettings.from_env()
+    return _build_settings
+
+
 @functools.cache
 def git_sha() -> str:
-    sha = os.environ.get("GIT_SHA", "").strip()
+    sha = (_settings().git_sha or "").strip()
     if sha:
         return sha
     if (_REPO_ROOT / ".git").exists():
@@ -48,7 +66,7 @@ def git_sha() -> str:
 
 
 def build_time() -> str:
-    return os.environ.get("BUILD_TIME", "").strip() or UNKNOWN
+    return (_settings().build_time or "").strip() or UNKNOWN
 
 
 @functools.cache
@@ -72,10 +90,6 @@ def record_loaded_model(name: str, sha256: str, device: str) -> None:
     _loaded_model.update(model_name=name, model_sha256=sha256, device=device)
 
 
-def streaming_enabled() -> bool:
-    return os.environ.get("HONORA_STREAMING", "0").strip().lower() in {"1", "true", "yes"}
-
-
 def version_record() -> VersionRecord:
     return VersionRecord(
         handler_version=HANDLER_VERSION,
@@ -83,8 +97,8 @@ def version_record() -> VersionRecord:
         git_sha=git_sha(),
         build_time=build_time(),
         python_version=platform.python_version(),
-        worker_id=os.environ.get("RUNPOD_POD_ID") or None,
-        streaming=streaming_enabled(),
+        worker_id=_settings().pod_id,
+        streaming=_settings().streaming,
         **_torch_facts(),
         **_loaded_model,
     )

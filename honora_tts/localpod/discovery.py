@@ -11,7 +11,7 @@ from typing import Any
 
 import psutil
 
-from honora_tts.files import cache_dir
+from honora_tts.settings import cache_dir
 
 
 def state_dir_for(endpoint_id: str) -> Path:

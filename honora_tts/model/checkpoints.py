@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from honora_tts.files import cache_dir, file_lock, file_sha256, write_atomically
+from honora_tts.files import file_lock, file_sha256, write_atomically
 from honora_tts.model.constants import (
     CHECKPOINT_FILES,
     DEFAULT_VOICE_FILE,
@@ -29,6 +29,7 @@ from honora_tts.model.constants import (
 from honora_tts.model.coqui_import import skip_unused_sklearn_import
 from honora_tts.model.reference_voice import write_reference_voice
 from honora_tts.protocol import SYNTHESIS_DEFAULTS
+from honora_tts.settings import cache_dir
 
 if TYPE_CHECKING:
     from TTS.tts.configs.xtts_config import XttsConfig

@@ -1,7 +1,7 @@
 """Loading a model: where its checkpoint comes from, which device, fp16, and the process's
 cache of loaded models (one per checkpoint, device and precision).
 
-Environment (read here, when an argument is not given)
+Settings (:class:`~honora_tts.settings.WorkerSettings`, when an argument is not given)
     ``HONORA_XTTS_CHECKPOINT`` (a checkpoint directory), ``HONORA_XTTS_MODEL`` (``tiny``,
     ``xtts_v2`` or a directory), ``HONORA_DEVICE`` (``cpu``, ``cuda``, ``cuda:N``, ``auto``),
     ``HONORA_FP16`` (CUDA only: ignored with a warning on a CPU, where an explicit ``fp16=True``
@@ -13,7 +13,6 @@ Environment (read here, when an argument is not given)
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
@@ -24,6 +23,7 @@ from honora_tts.model.constants import CHECKPOINT_FILES
 from honora_tts.model.coqui_import import skip_unused_sklearn_import
 from honora_tts.model.xtts_model import XttsModel
 from honora_tts.protocol import ErrorCode, WorkerError
+from honora_tts.settings import SettingsError, WorkerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -37,31 +37,10 @@ class ModelLoadError(WorkerError):
         super().__init__(ErrorCode.MODEL_NOT_READY, message)
 
 
-def _env_int(name: str, default: int, minimum: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ModelLoadError(f"{name}={raw!r} is not an integer") from None
-    if value < minimum:
-        raise ModelLoadError(f"{name}={value} must be at least {minimum}")
-    return value
-
-
-def _env_flag(name: str) -> bool | None:
-    raw = os.environ.get(name, "").strip().lower()
-    if not raw:
-        return None
-    return raw in {"1", "true", "yes", "on"}
-
-
-
-def _resolve_device(device: str | None) -> str:
+def _resolve_device(device: str | None, settings: WorkerSettings) -> str:
     import torch
 
-    wanted = (device or os.environ.get("HONORA_DEVICE", "") or "auto").strip().lower()
+    wanted = (device or settings.device).strip().lower()
     if wanted == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if wanted == "cpu":
@@ -73,7 +52,7 @@ def _resolve_device(device: str | None) -> str:
     raise ModelLoadError(f"unknown device {wanted!r}; use cpu, cuda, cuda:N or auto")
 
 
-def _resolve_fp16(fp16: bool | None, device: str) -> bool:
+def _resolve_fp16(fp16: bool | None, device: str, settings: WorkerSettings) -> bool:
     if fp16 is not None:
         if fp16 and not device.startswith("cuda"):
             raise ModelLoadError(
@@ -81,19 +60,19 @@ def _resolve_fp16(fp16: bool | None, device: str) -> bool:
                 "Drop fp16 (or HONORA_FP16) on CPUs."
             )
         return fp16
-    if _env_flag("HONORA_FP16"):
+    if settings.fp16:
         if device.startswith("cuda"):
             return True
         logger.warning("HONORA_FP16 is set but the model runs on %s: ignored (fp32)", device)
     return False
 
 
-def _xtts_v2_dir() -> Path:
+def _xtts_v2_dir(settings: WorkerSettings) -> Path:
     from TTS.utils.manage import ModelManager
 
     manager = ModelManager(progress_bar=False)
     target = Path(manager.output_prefix) / XTTS_V2_MODEL_NAME.replace("/", "--")
-    if not _has_checkpoint_files(target) and os.environ.get("COQUI_TOS_AGREED") != "1":
+    if not _has_checkpoint_files(target) and not settings.coqui_tos_agreed:
         raise ModelLoadError(
             "XTTS-v2 is not downloaded and downloading it needs COQUI_TOS_AGREED=1 (Coqui Public "
             "Model License, non-commercial) and network access. Point HONORA_XTTS_CHECKPOINT at "
@@ -115,15 +94,15 @@ def _has_checkpoint_files(directory: Path) -> bool:
     return all((directory / name).is_file() for name in CHECKPOINT_FILES)
 
 
-def _resolve_source(source: str | None) -> tuple[Path, str | None]:
+def _resolve_source(source: str | None, settings: WorkerSettings) -> tuple[Path, str | None]:
     """Checkpoint directory and, for the release, its name."""
     if source is None:
-        checkpoint = os.environ.get("HONORA_XTTS_CHECKPOINT", "").strip()
-        source = checkpoint or os.environ.get("HONORA_XTTS_MODEL", "").strip() or "xtts_v2"
+        checkpoint = str(settings.xtts_checkpoint or "").strip()
+        source = checkpoint or settings.xtts_model.strip() or "xtts_v2"
     if source == "tiny":
         return tiny_checkpoint_dir(0), None
     if source == "xtts_v2":
-        return _xtts_v2_dir(), "xtts_v2"
+        return _xtts_v2_dir(settings), "xtts_v2"
     directory = Path(source).expanduser()
     if not directory.is_dir():
         raise ModelLoadError(
@@ -137,7 +116,9 @@ def _resolve_source(source: str | None) -> tuple[Path, str | None]:
 
 
 
-def _open_checkpoint(directory: Path, name: str | None, device: str, fp16: bool) -> XttsModel:
+def _open_checkpoint(
+    directory: Path, name: str | None, device: str, fp16: bool, settings: WorkerSettings
+) -> XttsModel:
     skip_unused_sklearn_import()
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
@@ -167,8 +148,8 @@ def _open_checkpoint(directory: Path, name: str | None, device: str, fp16: bool)
         fp16=fp16,
         checkpoint_dir=directory,
         default_max_new_tokens=metadata.get("default_max_new_tokens"),
-        latent_memory_entries=_env_int("HONORA_LATENT_CACHE_ENTRIES", 64, 1),
-        latent_disk_entries=_env_int("HONORA_LATENT_DISK_ENTRIES", 1000, 1),
+        latent_memory_entries=settings.latent_cache_entries,
+        latent_disk_entries=settings.latent_disk_entries,
     )
 
 
@@ -177,26 +158,36 @@ _load_lock = threading.Lock()
 
 
 def load_model(
-    source: str | None = None, *, device: str | None = None, fp16: bool | None = None
+    source: str | None = None,
+    *,
+    device: str | None = None,
+    fp16: bool | None = None,
+    settings: WorkerSettings | None = None,
 ) -> XttsModel:
     """The model asked for, loaded on first call and kept: a later call for the same checkpoint,
     device and precision returns the same object (thread-safe).
 
     ``source``: ``"tiny"``, ``"xtts_v2"`` or a checkpoint directory; default
-    ``$HONORA_XTTS_CHECKPOINT``, else ``$HONORA_XTTS_MODEL``, else ``"xtts_v2"``. ``device``:
-    default ``$HONORA_DEVICE``, else CUDA when available. ``fp16``: default ``$HONORA_FP16``;
-    CUDA only. Raises :class:`ModelLoadError`."""
+    ``HONORA_XTTS_CHECKPOINT``, else ``HONORA_XTTS_MODEL``, else ``"xtts_v2"``. ``device``:
+    default ``HONORA_DEVICE``, else CUDA when available. ``fp16``: default ``HONORA_FP16``;
+    CUDA only. Those defaults come from ``settings`` (default: read from the environment
+    now). Raises :class:`ModelLoadError`."""
     from honora_tts.version import record_loaded_model
 
+    if settings is None:
+        try:
+            settings = WorkerSettings.from_env()
+        except SettingsError as exc:
+            raise ModelLoadError(str(exc)) from None
     with _load_lock:
-        resolved_device = _resolve_device(device)
-        half = _resolve_fp16(fp16, resolved_device)
-        directory, name = _resolve_source(source)
+        resolved_device = _resolve_device(device, settings)
+        half = _resolve_fp16(fp16, resolved_device, settings)
+        directory, name = _resolve_source(source, settings)
         key = (str(directory.resolve()), resolved_device, half)
         model = _loaded.get(key)
         if model is None:
             started = time.perf_counter()
-            model = _open_checkpoint(directory, name, resolved_device, half)
+            model = _open_checkpoint(directory, name, resolved_device, half, settings)
             logger.info("loaded %s (%s) on %s%s in %.1f s", model.name, model.weights_sha256[:12],
                         resolved_device, " fp16" if half else "", time.perf_counter() - started)
             _loaded[key] = model

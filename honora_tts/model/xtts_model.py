@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from honora_tts import audio
-from honora_tts.files import cache_dir, file_sha256
+from honora_tts.files import file_sha256
 from honora_tts.model.constants import DEFAULT_VOICE_FILE, GPT_COND_CHUNK_LEN, SAMPLE_RATE
 from honora_tts.model.latent_cache import LATENT_FORMAT, LatentCache, Latents, LatentsResult
 from honora_tts.model.reference_voice import cached_default_voice
@@ -43,6 +43,7 @@ from honora_tts.protocol import (
     WorkerError,
     normalise_language,
 )
+from honora_tts.settings import cache_dir
 
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts

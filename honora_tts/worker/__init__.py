@@ -5,12 +5,11 @@ the worker's settings, builds both and runs RunPod's worker loop. Run it with
 Dockerfile expect)."""
 
 from honora_tts.worker.runpod_adapter import ASYNC_CONCURRENCY, RunPodAdapter
-from honora_tts.worker.start import WorkerOptions, build_adapter, main, runpod_config
+from honora_tts.worker.start import build_adapter, main, runpod_config
 
 __all__ = [
     "ASYNC_CONCURRENCY",
     "RunPodAdapter",
-    "WorkerOptions",
     "build_adapter",
     "main",
     "runpod_config",

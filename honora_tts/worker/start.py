@@ -2,7 +2,7 @@
 :class:`~honora_tts.synthesis.SynthesisService` and its :class:`RunPodAdapter`, and run RunPod's
 worker loop around the handler the settings pick.
 
-Settings (environment, read once here)
+Settings (:class:`~honora_tts.settings.WorkerSettings`, read once here)
     ``HONORA_STREAMING=1`` registers the generator handler (a streaming deployment).
     ``HONORA_PREFETCH=1`` registers the async handler with room for a second job: the worker
     takes its next job while one runs and starts it the moment the first ends (jobs still run
@@ -21,88 +21,66 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from honora_tts.delivery import DEFAULT_URL_DELIVERY_BYTES, AudioDelivery
+from honora_tts.delivery import AudioDelivery
+from honora_tts.settings import SettingsError, WorkerSettings
 from honora_tts.synthesis import SpeechModel, SynthesisService
-from honora_tts.version import streaming_enabled
+from honora_tts.version import configure_build
 from honora_tts.worker.runpod_adapter import ASYNC_CONCURRENCY, RunPodAdapter
 
 
-@dataclass(frozen=True)
-class WorkerOptions:
-    """How this worker runs (see the module docstring for the variables)."""
-
-    streaming: bool = False
-    prefetch: bool = False
-    concurrency: int = 1
-    log_level: str = "INFO"
-    url_delivery_bytes: int = DEFAULT_URL_DELIVERY_BYTES
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> WorkerOptions:
-        """The options the environment sets."""
-        return cls(
-            streaming=streaming_enabled(),
-            prefetch=env.get("HONORA_PREFETCH", "0").strip() == "1",
-            concurrency=max(1, int(env.get("HONORA_WORKER_CONCURRENCY", "1"))),
-            log_level=env.get("HONORA_LOG_LEVEL", "INFO"),
-            url_delivery_bytes=int(
-                env.get("HONORA_URL_DELIVERY_BYTES", str(DEFAULT_URL_DELIVERY_BYTES))
-            ),
-        )
-
-
-def _load_worker_model() -> SpeechModel:
-    from honora_tts.model import load_model
-
-    return load_model()
-
-
 def build_adapter(
-    options: WorkerOptions | None = None,
+    settings: WorkerSettings | None = None,
     *,
-    loader: Callable[[], SpeechModel] = _load_worker_model,
+    loader: Callable[[], SpeechModel] | None = None,
     voices: Any = None,
     warm_up: bool = True,
 ) -> RunPodAdapter:
-    """The worker's adapter: the model loaded by ``loader`` (default: :func:`load_model` from
-    the environment; a failure is kept and answered as ``model_not_ready``), ``voices`` (default:
-    a :class:`~honora_tts.voices.VoiceCache` from the environment), warmed up."""
-    options = options or WorkerOptions()
+    """The worker's adapter from its ``settings`` (default: read from the environment now):
+    the model loaded by ``loader`` (default: :func:`~honora_tts.model.load_model` with these
+    settings; a failure is kept and answered as ``model_not_ready``), ``voices`` (default: a
+    :class:`~honora_tts.voices.VoiceCache` configured by the settings), warmed up."""
+    settings = settings or WorkerSettings.from_env()
+    configure_build(settings)
+    if loader is None:
+        def loader() -> SpeechModel:
+            from honora_tts.model import load_model
+
+            return load_model(settings=settings)
     if voices is None:
         from honora_tts.voices import VoiceCache
 
-        voices = VoiceCache()
-    service = SynthesisService.loading(
-        loader, voices, delivery=AudioDelivery(url_delivery_bytes=options.url_delivery_bytes)
-    )
+        voices = VoiceCache(
+            root=settings.voice_cache_dir, allow_private=settings.allow_private_urls,
+            trusted_hosts=settings.trusted_voice_hosts,
+        )
+    service = SynthesisService.loading(loader, voices, delivery=AudioDelivery.for_settings(settings))
     if warm_up:
         service.warm_up()
-    return RunPodAdapter(service, streaming=options.streaming)
+    return RunPodAdapter(service, streaming=settings.streaming)
 
 
-def runpod_config(adapter: RunPodAdapter, options: WorkerOptions) -> dict[str, Any]:
-    """What ``runpod.serverless.start`` gets: the handler the options pick and its
+def runpod_config(adapter: RunPodAdapter, settings: WorkerSettings) -> dict[str, Any]:
+    """What ``runpod.serverless.start`` gets: the handler the settings pick and its
     concurrency."""
     def fixed(_current: int) -> int:
-        return options.concurrency
+        return settings.worker_concurrency
 
     def prefetch(_current: int) -> int:
         return ASYNC_CONCURRENCY
 
     handler: Callable[[dict[str, Any]], Any]
-    if options.streaming:
+    if settings.streaming:
         handler, concurrency = adapter.handle_stream, fixed
-    elif options.prefetch:
+    elif settings.prefetch:
         handler, concurrency = adapter.handle_async, prefetch
     else:
         handler, concurrency = adapter.handle, fixed
     return {
         "handler": handler,
-        "return_aggregate_stream": options.streaming,
+        "return_aggregate_stream": settings.streaming,
         "concurrency_modifier": concurrency,
     }
 
@@ -112,13 +90,16 @@ def main() -> None:
     own flags, e.g. ``--test_input``, ``--rp_serve_api``, work with both)."""
     # The old workers died with "EOF when reading a line" reading stdin; this one never reads it.
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-    options = WorkerOptions.from_env()
-    logging.basicConfig(
-        level=options.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        settings = WorkerSettings.from_env()
+    except SettingsError as exc:
+        logging.getLogger("honora_tts.worker").critical(
+            "the worker cannot start: %s. Fix the endpoint's environment variables.", exc)
+        raise SystemExit(2) from None
+    logging.getLogger().setLevel(settings.log_level)
     import runpod
 
-    adapter = build_adapter(options)
-    runpod.serverless.start(runpod_config(adapter, options))
+    adapter = build_adapter(settings)
+    runpod.serverless.start(runpod_config(adapter, settings))

@@ -55,10 +55,3 @@ def test_file_lock_admits_one_holder_at_a_time(tmp_path):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(hold, range(8)))
     assert max(peak) == 1
-
-
-def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("HONORA_CACHE_DIR", str(tmp_path / "c"))
-    assert files.cache_dir() == tmp_path / "c"
-    monkeypatch.setenv("HONORA_CACHE_DIR", " ")
-    assert files.cache_dir().parts[-2:] == (".cache", "honora-tts")

@@ -13,6 +13,7 @@ from honora_tts.settings import (
     SettingsError,
     VoiceStoreSettings,
     WorkerSettings,
+    cache_dir,
     settings_table,
 )
 
@@ -88,3 +89,12 @@ def test_readme_settings_table_is_generated_from_the_settings() -> None:
         "README's settings table is out of date: regenerate it with "
         "`python -m honora_tts.settings` and paste it between the markers"
     )
+
+
+def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HONORA_CACHE_DIR", str(tmp_path / "c"))
+    assert cache_dir() == tmp_path / "c"
+    monkeypatch.setenv("HONORA_CACHE_DIR", " ")
+    assert cache_dir().parts[-2:] == (".cache", "honora-tts")
+    monkeypatch.setenv("HONORA_PREFETCH", "not a flag")  # a bad worker setting elsewhere
+    assert cache_dir().parts[-2:] == (".cache", "honora-tts")

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pytest
 import soundfile as sf
 
 from honora_tts.protocol import HANDLER_VERSION
+from honora_tts.settings import WorkerSettings
+from honora_tts.version import configure_build
 from honora_tts.voices import LocalVoiceStore, VoiceCache
 from honora_tts.worker import RunPodAdapter, build_adapter
 
@@ -40,6 +43,15 @@ def adapter(tmp_path_factory):
     voices = VoiceCache(root=tmp_path_factory.mktemp("voice-cache"))
     yield build_adapter(voices=voices)
     voices.close()
+
+
+@pytest.fixture
+def streaming_worker() -> Iterator[None]:
+    """This process configured as a streaming deployment (``HONORA_STREAMING=1``), as
+    :func:`~honora_tts.worker.build_adapter` configures a worker's build identity."""
+    configure_build(WorkerSettings.from_env({"HONORA_STREAMING": "1"}))
+    yield
+    configure_build(WorkerSettings.from_env())
 
 
 def _job(adapter: RunPodAdapter, payload: dict, job_id: str = "job-1") -> dict:
@@ -176,7 +188,7 @@ def test_a_job_that_is_not_a_dict_is_answered(adapter):
     assert _error(answer)["code"] == "invalid_input"
 
 
-def test_url_delivery_through_an_s3_protocol_bucket(adapter, monkeypatch):
+def test_url_delivery_through_an_s3_protocol_bucket(tmp_path):
     moto_server = pytest.importorskip("moto.server")
     import boto3
     import httpx
@@ -190,10 +202,13 @@ def test_url_delivery_through_an_s3_protocol_bucket(adapter, monkeypatch):
             "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
             region_name="us-east-1",
         ).create_bucket(Bucket="outputs")
-        monkeypatch.setenv("BUCKET_ENDPOINT_URL", endpoint)
-        monkeypatch.setenv("BUCKET_ACCESS_KEY_ID", "test")
-        monkeypatch.setenv("BUCKET_SECRET_ACCESS_KEY", "test")
-        monkeypatch.setenv("BUCKET_NAME", "outputs")
+        settings = WorkerSettings.from_env({
+            "HONORA_XTTS_MODEL": "tiny", "BUCKET_ENDPOINT_URL": endpoint,
+            "BUCKET_ACCESS_KEY_ID": "test", "BUCKET_SECRET_ACCESS_KEY": "test",
+            "BUCKET_NAME": "outputs",
+        })
+        voices = VoiceCache(root=tmp_path / "voices")
+        adapter = build_adapter(settings, voices=voices, warm_up=False)
         answer = _job(adapter, {"text": "Deliver by URL.", "params": SHORT, "request_id": "url-1",
                        "output": {"delivery": "url"}})
         assert answer["status"] == "ok", answer.get("error")
@@ -203,10 +218,10 @@ def test_url_delivery_through_an_s3_protocol_bucket(adapter, monkeypatch):
         assert sf.read(io.BytesIO(body))[1] == 24_000
     finally:
         server.stop()
+        voices.close()
 
 
-def test_streaming_handler_yields_chunks_then_the_response(adapter, monkeypatch):
-    monkeypatch.setenv("HONORA_STREAMING", "1")
+def test_streaming_handler_yields_chunks_then_the_response(adapter, streaming_worker):
     items = list(adapter.handle_stream(
         {"id": "s-1", "input": {"text": "A streamed sentence.", "stream": True,
                                 "request_id": "stream-1", "params": SHORT}}
@@ -222,15 +237,13 @@ def test_streaming_handler_yields_chunks_then_the_response(adapter, monkeypatch)
     assert final["response"]["version"]["streaming"] is True
 
 
-def test_streaming_worker_answers_plain_requests_with_one_final_item(adapter, monkeypatch):
-    monkeypatch.setenv("HONORA_STREAMING", "1")
+def test_streaming_worker_answers_plain_requests_with_one_final_item(adapter, streaming_worker):
     items = list(adapter.handle_stream({"id": "s-2", "input": {"text": "Plain.", "params": SHORT}}))
     assert len(items) == 1 and items[0]["type"] == "final"
     assert items[0]["response"]["audio"]["format"] == "wav"
 
 
-def test_streaming_worker_fails_with_a_json_error(adapter, monkeypatch):
-    monkeypatch.setenv("HONORA_STREAMING", "1")
+def test_streaming_worker_fails_with_a_json_error(adapter, streaming_worker):
     items = list(adapter.handle_stream({"id": "s-3", "input": {"text": ""}}))
     assert items[0]["type"] == "final" and items[0]["response"]["error"]["code"] == "text_empty"
     error = json.loads(items[-1]["error"])
@@ -242,10 +255,9 @@ def _counters(adapter: RunPodAdapter) -> tuple[int, int]:
     return health["jobs_served"], health["jobs_failed"]
 
 
-def test_every_job_is_counted_once_and_a_failed_stream_as_failed(adapter, monkeypatch):
+def test_every_job_is_counted_once_and_a_failed_stream_as_failed(adapter, streaming_worker):
     """Regression: a stream that failed after it started was never counted, so a streaming
     worker's health under-reported failures."""
-    monkeypatch.setenv("HONORA_STREAMING", "1")
     served, failed = _counters(adapter)  # the probe itself is counted: +1 served
     doomed = list(adapter.handle_stream({"id": "s-4", "input": {
         "text": "Doomed.", "stream": True, "params": SHORT,

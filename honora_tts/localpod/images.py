@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from honora_tts.rollout.image_ref import IMAGE_REFERENCE
+from honora_tts.image_reference import IMAGE_REFERENCE
 
 ENV_IMAGE = "HONORA_IMAGE"
 ENV_ENDPOINT_VERSION = "HONORA_ENDPOINT_VERSION"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from honora_tts.rollout.errors import InvalidImageReference, RolloutRefused
-from honora_tts.rollout.image_ref import parse_image_reference
+from honora_tts.image_reference import InvalidImageReference, parse_image_reference
+from honora_tts.rollout.errors import RolloutRefused
 from honora_tts.rollout.repository import REPO_ROOT, head_commit, uncommitted_changes
 
 DEFAULT_IMAGE_NAME = "honora-tts-worker"

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from honora_tts.client import _constants as C
-from honora_tts.client._exceptions import (
+from honora_tts.client import (
     AuthenticationError,
     ConfigurationError,
     HonoraClientError,
@@ -31,7 +30,6 @@ from honora_tts.client._exceptions import (
     NotFound,
 )
 from honora_tts.client.management import (
-    DEFAULT_MANAGEMENT_API_BASE,
     ENV_MANAGEMENT_API_BASE,
     ChangeRefused,
     ManagementClient,
@@ -50,7 +48,9 @@ from honora_tts.rollout.errors import (
     RolloutRefused,
     RolloutTimedOut,
 )
-from honora_tts.settings import ClientSettings, SettingsError
+from honora_tts.settings import DEFAULT_MANAGEMENT_API_BASE, ClientSettings, SettingsError
+
+_ENV = ClientSettings.env_names()
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
@@ -78,7 +78,7 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str] | None) -> T
         api_key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
         if not api_key:
             raise ConfigurationError(
-                f"{C.ENV_API_KEY} is not set: export a RunPod API key with access to Serverless "
+                f"{_ENV['api_key']} is not set: export a RunPod API key with access to Serverless "
                 "(RunPod console > Settings > API Keys)"
             )
         return Target(
@@ -93,7 +93,7 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str] | None) -> T
     running = find_running()
     if not running or not running.get("management_base"):
         raise ConfigurationError(
-            f"no endpoint: pass --endpoint-id or set {C.ENV_ENDPOINT_ID} and {C.ENV_API_KEY} "
+            f"no endpoint: pass --endpoint-id or set {_ENV['endpoint_id']} and {_ENV['api_key']} "
             "(or start `honora-tts localpod --image NAME:TAG=ENTRY ...` to rehearse locally)"
         )
     return Target(running["endpoint_id"], running["api_key"], running["base_url"],
@@ -102,8 +102,8 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str] | None) -> T
 
 def _common(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--endpoint-id", default=None, help=f"endpoint id (default ${C.ENV_ENDPOINT_ID})")
-    add("--api-base", default=None, help=f"job API base (default ${C.ENV_API_BASE} or RunPod's)")
+    add("--endpoint-id", default=None, help=f"endpoint id (default ${_ENV['endpoint_id']})")
+    add("--api-base", default=None, help=f"job API base (default ${_ENV['api_base']} or RunPod's)")
     add("--management-api-base", default=None,
         help=f"management API base (default ${ENV_MANAGEMENT_API_BASE} or "
         f"{DEFAULT_MANAGEMENT_API_BASE})")

@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from honora_tts.client._exceptions import HonoraClientError
+from honora_tts.client import HonoraClientError
 from honora_tts.client.management import ManagementClient
 from honora_tts.client.management_models import Endpoint, ReleaseHistory
+from honora_tts.image_reference import ImageReference, parse_image_reference
 from honora_tts.protocol import HANDLER_VERSION
 from honora_tts.rollout.errors import RolloutRefused, RolloutTimedOut
-from honora_tts.rollout.image_ref import ImageReference, parse_image_reference
 from honora_tts.rollout.report import RolloutRecord, write_report
 from honora_tts.rollout.repository import REPO_ROOT, resolve_commit, uncommitted_changes
 from honora_tts.rollout.watch import FIXES, READY_STATUSES, Assessment, Target, assess

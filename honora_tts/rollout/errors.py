@@ -8,10 +8,6 @@ class RolloutError(Exception):
     """Base of the rollout's own errors."""
 
 
-class InvalidImageReference(RolloutError, ValueError):
-    """An image reference that is malformed, has no tag, or uses ``:latest``; nothing was sent."""
-
-
 class RolloutRefused(RolloutError):
     """The rollout would not be safe or checkable (a reused tag, no expected git sha, nothing
     to roll back to); nothing was changed on the endpoint."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-from honora_tts.client._exceptions import HonoraClientError, StaleWorkerError
+from honora_tts.client import HonoraClientError, StaleWorkerError
 
 if TYPE_CHECKING:
     from honora_tts.client import EndpointClient

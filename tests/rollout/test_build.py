@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from honora_tts.image_reference import parse_image_reference
 from honora_tts.rollout.build import main, plan_build
 from honora_tts.rollout.errors import RolloutRefused
-from honora_tts.rollout.image_ref import parse_image_reference
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -10,10 +10,10 @@ import pytest
 
 from honora_tts.client.management_models import Endpoint, ReleaseHistory, WorkerList
 from honora_tts.client.results import Census, CensusProbe
+from honora_tts.image_reference import InvalidImageReference, parse_image_reference
 from honora_tts.protocol import HANDLER_VERSION, VersionRecord
 from honora_tts.rollout.engine import expected_sha_for, refuse_reused_tag
-from honora_tts.rollout.errors import InvalidImageReference, RolloutRefused
-from honora_tts.rollout.image_ref import parse_image_reference
+from honora_tts.rollout.errors import RolloutRefused
 from honora_tts.rollout.report import RolloutRecord, write_report
 from honora_tts.rollout.repository import head_commit
 from honora_tts.rollout.traffic import AnsweredRequest

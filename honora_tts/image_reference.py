@@ -1,11 +1,15 @@
-"""Image references (``[registry[:port]/]name:tag``) and the tags a rollout refuses."""
+"""Image references (``[registry[:port]/]name:tag``) and the tags a rollout refuses: shared by
+:mod:`honora_tts.rollout` and localpod's images."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from honora_tts.rollout.errors import InvalidImageReference
+
+class InvalidImageReference(ValueError):
+    """An image reference that is malformed, has no tag, or uses ``:latest``; nothing was sent.
+    Use a versioned tag, e.g. ``registry/honora-tts-worker:<git sha>``."""
 
 #: ``[registry[:port]/]path:tag`` as Docker spells it; a rollout needs the tag.
 IMAGE_REFERENCE = re.compile(

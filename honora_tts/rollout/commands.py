@@ -34,6 +34,7 @@ from honora_tts.client.management import (
     ChangeRefused,
     ManagementClient,
 )
+from honora_tts.image_reference import InvalidImageReference
 from honora_tts.rollout.engine import (
     DEFAULT_OUT,
     RolloutResult,
@@ -43,7 +44,6 @@ from honora_tts.rollout.engine import (
     rollout,
 )
 from honora_tts.rollout.errors import (
-    InvalidImageReference,
     RolloutError,
     RolloutRefused,
     RolloutTimedOut,

@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "say": ("honora_tts.client.commands", "say_main", "synthesize TEXT into an audio file"),
     "census": ("honora_tts.client.commands", "census_main", "which builds the workers run"),
     "localpod": ("honora_tts.localpod.commands", "main", "run a local RunPod-compatible endpoint"),
-    "verify": ("honora_tts.qa.verify", "main", "deploy verification (notebook 01) + verdict"),
+    "verify": ("honora_tts.qa.verify_command", "main", "deploy verification (notebook 01) + verdict"),
     "build": ("honora_tts.rollout.build", "main", "docker build the worker image, tag = commit"),
     "rollout": ("honora_tts.rollout.commands", "rollout_main",
                 "change the endpoint's image, watch every worker onto it, verify"),

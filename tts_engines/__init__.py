@@ -2,7 +2,7 @@
 
     from tts_engines import engine_manager
 
-``tts_engines.engine_manager`` *is* :mod:`honora_tts.engine_manager` (the same module object,
+``tts_engines.engine_manager`` *is* :mod:`honora_tts.engines.manager` (the same module object,
 so engines created through either name are shared).
 """
 

@@ -18,7 +18,7 @@ from honora_tts.client._base_client import BaseClient, RetryPolicy
 from honora_tts.client._configuration import settings_from_env
 from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client._voice_upload import VoiceUploader
-from honora_tts.client.audio_delivery import AudioFetcher
+from honora_tts.client.audio_fetch import AudioFetcher
 from honora_tts.client.job_runner import JobRunner
 from honora_tts.client.resources.batch import BatchDefaults, BatchSynthesis
 from honora_tts.client.resources.census import CensusTaker

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from honora_tts.client._response_reader import ResponseReader
-    from honora_tts.client.audio_delivery import AudioFetcher
+    from honora_tts.client.audio_fetch import AudioFetcher
     from honora_tts.client.job_runner import JobRunner
 
 

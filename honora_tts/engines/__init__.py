@@ -1,7 +1,7 @@
 """Engines behind the team's API (``generate``/``health_check``): ``xtts-runpod`` (the RunPod
 endpoint or localpod, through :mod:`honora_tts.client`) and ``xtts-local`` (in process).
 
-Get them through :func:`honora_tts.engine_manager.get_engine`.
+Get them through :func:`honora_tts.engines.manager.get_engine`.
 """
 
 from honora_tts.engines.base import (

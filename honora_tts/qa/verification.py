@@ -28,7 +28,7 @@ import pandas as pd
 
 from honora_tts.envelope import STALE_SIGNATURE
 from honora_tts.protocol import HANDLER_VERSION, VersionRecord
-from honora_tts.qa.results import json_ready, write_json
+from honora_tts.qa.artifacts import json_ready, write_json
 
 if TYPE_CHECKING:
     from honora_tts.client import Census, EndpointClient, SynthesisResult

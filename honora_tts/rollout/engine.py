@@ -450,7 +450,7 @@ def notebook_verification(
     """Deploy verification (notebook 01, as ``honora-tts verify`` runs it) as a rollout step."""
 
     def verify(expected_git_sha: str | None) -> dict[str, Any]:
-        from honora_tts.qa.verify import run_verification
+        from honora_tts.qa.verify_command import run_verification
 
         parameters = {
             "endpoint": endpoint_id, "api_base": job_api_base,

@@ -227,7 +227,7 @@ def test_plots_show_each_condition_and_mark_percentiles():
 
 
 def test_save_figure(tmp_path):
-    from honora_tts.qa.results import save_figure
+    from honora_tts.qa.artifacts import save_figure
 
     path = save_figure(latency.plot_ecdf(synthetic_frame()), tmp_path / "a" / "e.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -160,8 +160,9 @@ def test_the_walk_finds_the_packages_and_their_imports():
     edges = import_edges(modules)
     assert {"honora_tts.client", "honora_tts.client.endpoint", "honora_tts.voices",
             "honora_tts.engines", "honora_tts.localpod"} <= set(modules)
-    assert Edge("honora_tts.engine_manager", "honora_tts.engines", "XttsRunpodEngine",
-                _line_of(modules["honora_tts.engine_manager"], "from honora_tts.engines")) in edges
+    assert Edge("honora_tts.engines.manager", "honora_tts.engines.xtts_runpod", "XttsRunpodEngine",
+                _line_of(modules["honora_tts.engines.manager"],
+                         "from honora_tts.engines.xtts_runpod")) in edges
     assert any(e.importer == "honora_tts.client.endpoint" and
                e.target == "honora_tts.client.job_runner" for e in edges)
     # a cycle is found when there is one

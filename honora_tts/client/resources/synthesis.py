@@ -13,7 +13,7 @@ from honora_tts.client._redaction import install_redaction
 from honora_tts.client._requests import build_request, output_spec, synthesis_params, validated
 from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client._voice_upload import VoiceUploader
-from honora_tts.client.audio_delivery import AudioFetcher
+from honora_tts.client.audio_fetch import AudioFetcher
 from honora_tts.client.job_runner import JobRunner, JobTiming
 from honora_tts.client.results import JobStatus, SynthesisResult, Timings
 from honora_tts.client.streaming import SynthesisStream

@@ -14,7 +14,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from honora_tts.engines import SynthesisEngine, XttsLocalEngine, XttsRunpodEngine
+from honora_tts.engines.base import SynthesisEngine
+from honora_tts.engines.xtts_local import XttsLocalEngine
+from honora_tts.engines.xtts_runpod import XttsRunpodEngine
 
 ENGINES: dict[str, Callable[[], SynthesisEngine]] = {
     XttsRunpodEngine.name: XttsRunpodEngine,

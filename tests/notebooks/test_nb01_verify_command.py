@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from honora_tts.qa import verify
+from honora_tts.qa import verify_command as verify
 from honora_tts.version import git_sha
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.integration]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from honora_tts.client import ConfigurationError, EndpointClient
-from honora_tts.qa import connection, results
+from honora_tts.qa import artifacts, connection
 from honora_tts.qa.reference_voice import synthetic_voice_samples, write_synthetic_voice
 
 
@@ -59,7 +59,7 @@ def test_json_ready_handles_what_pandas_and_numpy_produce(tmp_path):
 
     data = {"nan": math.nan, "inf": -math.inf, "np": np.float32(1.5), "int": np.int64(3),
             "path": Path("/x"), "status": Status.PASS, "tuple": (1, 2), "set": {4}}
-    path = results.write_json(data, tmp_path / "deep" / "r.json")
+    path = artifacts.write_json(data, tmp_path / "deep" / "r.json")
     assert json.loads(path.read_text()) == {"nan": None, "inf": None, "np": 1.5, "int": 3,
                                             "path": "/x", "status": "PASS", "tuple": [1, 2],
                                             "set": [4]}

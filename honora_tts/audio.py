@@ -11,14 +11,11 @@ import io
 import math
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import soundfile as sf
 
-from honora_tts.protocol import MP3_SAMPLE_RATES
-
-AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
+from honora_tts.protocol import MP3_SAMPLE_RATES, AudioFormat
 
 #: soundfile (format, subtype) per output format. WAV and FLAC carry 16-bit PCM.
 FORMATS: dict[str, tuple[str, str]] = {

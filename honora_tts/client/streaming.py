@@ -15,7 +15,7 @@ from honora_tts import envelope
 from honora_tts.client._deadline import Deadline
 from honora_tts.client._exceptions import InvalidResponse
 from honora_tts.client.results import AudioChunk, JobStatus, SynthesisResult, Timings
-from honora_tts.protocol import StreamChunk
+from honora_tts.protocol import AudioFormat, StreamChunk
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +39,7 @@ class SynthesisStream:
         job_input: dict[str, Any],
         request_id: str,
         deadline: Deadline,
-        format: str,
+        format: AudioFormat,
     ) -> None:
         self._jobs = jobs
         self._audio = audio

@@ -100,5 +100,5 @@ def _unhealthy(exc: Exception) -> dict[str, Any]:
     answered = isinstance(exc, (JobFailed, StaleWorkerError)) and version is not None
     return {
         "status": "unhealthy", "error": str(exc), "error_type": type(exc).__name__,
-        "version": version.model_dump(mode="json") if answered else None,
+        "version": version.model_dump(mode="json") if answered and version else None,
     }

@@ -185,10 +185,10 @@ class ControlPlane:
         if any(job.worker_id for job in expiry.timed_out):
             self._stops.fire()
         for worker_id in self.table.overdue_stops(self.settings.stop_grace_s):
-            worker = self.supervisor.workers.get(worker_id)
-            if worker is not None and worker.alive:
+            overdue = self.supervisor.workers.get(worker_id)
+            if overdue is not None and overdue.alive:
                 log.warning("localpod: %s did not stop a timed-out job; killing it", worker_id)
-                self._kill(worker, "did not stop a timed-out job")
+                self._kill(overdue, "did not stop a timed-out job")
 
     # ------------------------------------------------------------------ workers
 

@@ -127,6 +127,7 @@ class ListeningTestUI:
                 "better, or that you have no preference. Use headphones.</p>")
 
     def _make_buttons(self) -> list[widgets.Button]:
+        labels: list[tuple[int | str, str]]
         if self.session.design.test_type == "mos":
             labels = [(score, f"{score} · {label}") for score, label in MOS_LABELS.items()]
         else:

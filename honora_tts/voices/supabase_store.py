@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 from storage3 import SyncStorageClient
@@ -97,8 +97,8 @@ class SupabaseVoiceStore:
         bucket = self._storage.from_(self.bucket)
         present = self._call(f"checking for {key}", lambda: bucket.exists(key))
         if not present:
-            options = {"content-type": content_type_for(path.suffix), "upsert": "false",
-                       "cache-control": _CACHE_CONTROL}
+            options: Any = {"content-type": content_type_for(path.suffix), "upsert": "false",
+                            "cache-control": _CACHE_CONTROL}  # storage3's FileOptions
             try:
                 self._call(f"uploading {key}", lambda: bucket.upload(key, path, options))
                 self.uploads += 1

@@ -58,7 +58,7 @@ def test_the_client_paths_need_none_of_the_heavy_packages(tmp_path):
         from honora_tts.client import ConfigurationError, EndpointClient, EndpointNotConfigured
         from honora_tts.engines import XttsRunpodEngine
         from honora_tts.voices import VoiceStoreError, voice_store_from_env
-        from honora_tts.qa import verify
+        from honora_tts.qa import verify_command as verify
 
         report = {{}}
         for command in ("health", "say", "census"):

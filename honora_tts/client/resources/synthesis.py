@@ -102,7 +102,8 @@ class Synthesis:
         )
         job_input = validated(request.to_input(), request_id)
         return SynthesisStream(
-            self.jobs, self.audio, self.responses, job_input, request_id, deadline, format
+            self.jobs, self.audio, self.responses, job_input, request_id, deadline,
+            request.output.format,
         )
 
     def result(

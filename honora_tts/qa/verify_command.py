@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from honora_tts.protocol import HANDLER_VERSION
+from honora_tts.settings import ClientSettings
 
 NOTEBOOK = "01_deploy_verification"
 DEFAULT_OUT = Path("artifacts/verify")
@@ -69,13 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def expected_sha(value: str | None) -> str:
+def expected_sha(value: str | None, settings: ClientSettings | None = None) -> str:
     """The commit to check against: the flag, $EXPECTED_GIT_SHA, else this checkout's HEAD."""
     if value is not None:
         return value.strip()
-    from_env = os.environ.get("EXPECTED_GIT_SHA", "").strip()
-    if from_env:
-        return from_env
+    settings = settings or ClientSettings.from_env()
+    if settings.expected_git_sha and settings.expected_git_sha.strip():
+        return settings.expected_git_sha.strip()
     from honora_tts.version import UNKNOWN, git_sha
 
     head = git_sha()
@@ -85,13 +85,14 @@ def expected_sha(value: str | None) -> str:
 @contextmanager
 def chosen_endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """The endpoint to verify: parameters for the notebook and the kernel's environment."""
-    endpoint_id = (args.endpoint_id or os.environ.get("RUNPOD_ENDPOINT_ID") or "").strip()
+    settings = ClientSettings.from_env()
+    endpoint_id = (args.endpoint_id or settings.endpoint_id or "").strip()
     if endpoint_id:
-        api_key = os.environ.get("RUNPOD_API_KEY", "").strip()
+        api_key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
         if not api_key:
             raise SystemExit("honora-tts verify: RUNPOD_ENDPOINT_ID is set but RUNPOD_API_KEY "
                              "is not; export the key (RunPod console > Settings > API Keys).")
-        api_base = (args.api_base or os.environ.get("RUNPOD_API_BASE") or "").strip()
+        api_base = (args.api_base or settings.api_base).strip()
         yield {"endpoint": endpoint_id, "api_base": api_base, "env": {"RUNPOD_API_KEY": api_key},
                "local": False}
         return

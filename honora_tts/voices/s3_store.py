@@ -12,7 +12,6 @@ signature check for the wrong-credentials case).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -111,7 +110,7 @@ class S3VoiceStore:
         return f"S3VoiceStore(bucket={self.bucket!r}, endpoint={where!r}, prefix={self.prefix!r})"
 
     @classmethod
-    def from_runpod_bucket_env(cls, env: Mapping[str, str] = os.environ) -> S3VoiceStore | None:
+    def from_runpod_bucket_env(cls, env: Mapping[str, str]) -> S3VoiceStore | None:
         """The bucket RunPod's ``rp_upload`` would use, or None when it is not configured.
 
         Reads ``BUCKET_ENDPOINT_URL``, ``BUCKET_ACCESS_KEY_ID`` and ``BUCKET_SECRET_ACCESS_KEY``

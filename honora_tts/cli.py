@@ -13,6 +13,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "census": ("honora_tts.client.commands", "census_main", "which builds the workers run"),
     "localpod": ("honora_tts.localpod.commands", "main", "run a local RunPod-compatible endpoint"),
     "verify": ("honora_tts.qa.verify", "main", "deploy verification (notebook 01) + verdict"),
+    "check-audio": ("honora_tts.qa.speech.commands", "check_audio_main",
+                    "does an audio file speak its text? verdict + measures"),
+    "gate": ("honora_tts.qa.speech.commands", "gate_main",
+             "release gate: golden set, baseline vs candidate, paired deltas"),
+    "calibrate-speech": ("honora_tts.qa.speech.commands", "calibrate_main",
+                         "calibrate the speech checks on espeak-ng clips"),
     "bench": ("honora_tts.bench", "main", "benchmarks: figures and ratios, JSON under artifacts/"),
     "tiny-model": ("honora_tts.xtts", "tiny_model_main", "build the offline tiny XTTS checkpoint"),
 }

@@ -30,7 +30,7 @@ def _clip() -> tuple[np.ndarray, int, np.ndarray]:
 
 def run(options: BenchOptions, result: BenchResult) -> None:
     from honora_tts.qa.audio_metrics import SpeakerEncoder
-    from honora_tts.qa.speech.asr import asr_backend
+    from honora_tts.qa.speech.asr import DEFAULT_ALIGN_BEAM, asr_backend
     from honora_tts.qa.speech.predicted_quality import DnsmosPredictor
     from honora_tts.qa.speech.speech_verdict import check_clip
     from honora_tts.qa.speech.thresholds import load_thresholds
@@ -38,7 +38,8 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     repeats = options.repeats_or(10, 3)
     samples, rate, reference = _clip()
     thresholds = load_thresholds()
-    beam = thresholds.text_trust_for("pocketsphinx", "en").align_beam
+    trust = thresholds.text_trust_for("pocketsphinx", "en")
+    beam = trust.align_beam if trust and trust.align_beam else DEFAULT_ALIGN_BEAM
     watch = Stopwatch()
     dnsmos = DnsmosPredictor.shared()
     asr = asr_backend(align_beam=beam)

@@ -153,13 +153,15 @@ class PocketsphinxBackend:
 
     def alignable_words(self, text: str, language: str) -> tuple[list[str], list[str]]:
         """(words of the normalised text in the dictionary, words missing from it)."""
-        known, missing = [], []
+        known: list[str] = []
+        missing: list[str] = []
         for word in normalize(text, language).split():
             (known if self._aligner.lookup_word(word) is not None else missing).append(word)
         return known, missing
 
     def match_text(self, samples: np.ndarray, sample_rate: int, text: str, language: str,
-                   transcript: Transcript) -> TextMatch:
+                   transcript: Transcript | None = None) -> TextMatch:
+        """Forced alignment of ``text`` (the transcript is not used)."""
         method = f"forced alignment (beam {self.align_beam:.0e})"
         known, missing = self.alignable_words(text, language)
         if not known or len(missing) > 0.3 * (len(known) + len(missing)):
@@ -202,7 +204,7 @@ class FasterWhisperBackend:
     def __init__(self, model_path: str, *, device: str = "cpu",
                  compute_type: str = "int8") -> None:
         try:
-            from faster_whisper import WhisperModel
+            from faster_whisper import WhisperModel  # type: ignore[import-not-found]
         except ImportError as exc:
             raise AsrUnavailable("faster-whisper is not installed (pip install "
                                  "faster-whisper); pocketsphinx is used instead") from exc

@@ -181,7 +181,8 @@ def voice_separation(progress: Callable[[str], None]) -> Separation:
     from honora_tts.qa.audio_metrics import SpeakerEncoder
 
     encoder = SpeakerEncoder.shared()
-    same, other = [], []
+    same: list[float] = []
+    other: list[float] = []
     for language in ("en", "de", "es"):
         items = _sentences(language, 3)
         refs = {s: encoder.embed(*espeak.speak(items[0].text, _voice(language, s)))
@@ -231,7 +232,8 @@ def text_trust(progress: Callable[[str], None]) -> tuple[TextTrust, float, list[
         trusted=bool(best["accepted_right"] >= TRUST_MIN_ACCEPTED
                      and best["rejected_wrong"] >= TRUST_MIN_REJECTED),
         mismatch_max=0.5, accepted_right=best["accepted_right"],
-        rejected_wrong=best["rejected_wrong"], clips=best["clips"], align_beam=best["beam"])
+        rejected_wrong=best["rejected_wrong"], clips=int(best["clips"]),
+        align_beam=best["beam"])
     trailing_max = (max(trailing) if trailing else 0.0) + TRAILING_MARGIN_S
     return trust, trailing_max, rows
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,7 +91,7 @@ def select_items(languages: Sequence[str] = (), items: Sequence[str] = ()) -> li
 
 
 def clips_from_directory(root: str | Path, items: Sequence[GoldenItem] | None = None,
-                         voices: dict[str, str | Path] | None = None) -> pd.DataFrame:
+                         voices: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
     """One row per golden item found under ``root`` (``<voice>/<id>.wav`` or ``<id>.wav``):
     columns voice, item, language, text, path, reference (the voice file from ``voices``,
     by voice name)."""
@@ -119,7 +119,7 @@ def clips_from_directory(root: str | Path, items: Sequence[GoldenItem] | None = 
 
 def synthesize_clips(client: EndpointClient, out_dir: str | Path,
                      items: Sequence[GoldenItem] | None = None,
-                     voices: dict[str, str | Path] | None = None, *,
+                     voices: Mapping[str, str | Path] | None = None, *,
                      params: dict[str, Any] | None = None, deadline_s: float = 600.0,
                      progress: bool = True) -> pd.DataFrame:
     """Speak every golden item with every voice through an endpoint into
@@ -320,7 +320,8 @@ def plot_paired_deltas(paired: pd.DataFrame, result: GateResult) -> Figure:
             ax.errorbar([0.4], [d.mean_delta], yerr=[[d.mean_delta - d.ci_low],
                                                      [d.ci_high - d.mean_delta]],
                         fmt="o", color=colour, capsize=6, markersize=8, label="mean, 95% CI")
-        limit = -d.tolerance if d.higher_is_better else d.tolerance
+        tolerance = float(d.tolerance or 0.0)
+        limit = -tolerance if d.higher_is_better else tolerance
         ax.axhline(0, color="black", linewidth=0.8)
         ax.axhline(limit, color="#c00", linestyle=":", label=f"tolerance {limit:+.2f}")
         ax.set_xticks([])

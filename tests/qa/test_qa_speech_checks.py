@@ -184,3 +184,12 @@ def test_judge_refuses_wrong_text_from_an_untrusted_backend(speech_clips):
     assert judged.text_check == "not_verified" and judged.verdict == "speech"
     assert "not trusted" in judged.text_reason
     assert speech_verdict.judge(measures, t).verdict == "wrong_text"
+
+
+def test_alignment_does_not_judge_texts_too_short_to_tell(speech_clips):
+    from honora_tts.qa.audio_metrics import read_audio
+    from honora_tts.qa.speech.asr import MIN_ALIGN_WORDS, asr_backend
+
+    samples, rate = read_audio(speech_clips.noise)
+    match = asr_backend().match_text(samples, rate, "Hello.", "en")
+    assert math.isnan(match.mismatch) and match.detail["min_words"] == MIN_ALIGN_WORDS

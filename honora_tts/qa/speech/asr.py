@@ -7,7 +7,8 @@ the text check.
   check is not the transcript but a **forced alignment** of the expected text: the decoder is
   asked to align exactly those words to the audio within a calibrated beam; audio that says
   other words cannot be aligned and the search fails (``text_mismatch`` 1), audio that says
-  them aligns (0). Words missing from its dictionary are left out of the alignment.
+  them aligns (0). Words missing from its dictionary are left out of the alignment; texts of
+  fewer than :data:`MIN_ALIGN_WORDS` words are not judged.
 - :class:`FasterWhisperBackend`: faster-whisper (CTranslate2) from a local model directory or
   cache name (``model_path``, what ``HONORA_ASR_MODEL`` names); imported only when used, and
   not installed by default. Its text check is the WER of its transcript.
@@ -36,6 +37,10 @@ FRAMES_PER_S = 100
 #: 5 s clip under half a second on a busy 2-core machine; its transcript is not trusted anyway.
 FREE_BEAM = 1e-30
 DEFAULT_ALIGN_BEAM = 1e-120
+#: Fewer words than this are not judged by forced alignment: one or two words align to almost
+#: any audio (the tiny model's noise "said" "Hello."), and the calibration used sentences of
+#: six words and more.
+MIN_ALIGN_WORDS = 5
 _FILLERS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]", "[UM]"}
 
 
@@ -164,6 +169,9 @@ class PocketsphinxBackend:
         """Forced alignment of ``text`` (the transcript is not used)."""
         method = f"forced alignment (beam {self.align_beam:.0e})"
         known, missing = self.alignable_words(text, language)
+        if len(known) + len(missing) < MIN_ALIGN_WORDS:
+            return TextMatch(math.nan, method, {"too_few_words": len(known) + len(missing),
+                                                "min_words": MIN_ALIGN_WORDS})
         if not known or len(missing) > 0.3 * (len(known) + len(missing)):
             return TextMatch(math.nan, method, {"missing_from_dictionary": missing})
         pcm = self._pcm(samples, sample_rate)

@@ -3,7 +3,7 @@
 Verdicts, in the order they are tested (the first that holds wins):
 
 - ``not_speech``: non-finite samples; less than ``min_speech_s`` above the speech floor
-  (silence); or DNSMOS SIG or P.808 below the calibrated speech minimum (noise, buzz).
+  (silence); or DNSMOS SIG, P.808 or OVRL below its calibrated speech minimum (noise, buzz).
 - ``truncated``: the speech span is shorter than the text needs at the fastest calibrated
   speaking rate.
 - ``runaway``: the span is longer than the text needs at the slowest rate, or audio goes on
@@ -136,7 +136,7 @@ def judge(measures: SpeechMeasures, thresholds: SpeechThresholds | None = None
     check, text_reason = text_check(measures, t)
     backend = measures.transcript.backend if measures.transcript else ""
     trailing_max = t.trailing_audio_max_s.get(backend, math.inf)
-    sig, p808 = ev["dnsmos_sig"], ev["dnsmos_p808"]
+    sig, p808, ovrl = ev["dnsmos_sig"], ev["dnsmos_p808"], ev["dnsmos_ovrl"]
     reasons: list[str] = []
     verdict = Verdict.SPEECH
     if not measures.finite:
@@ -145,10 +145,12 @@ def judge(measures: SpeechMeasures, thresholds: SpeechThresholds | None = None
         verdict = Verdict.NOT_SPEECH
         reasons = [(f"silent: {ev['speech_s']:.2f} s above the speech floor "
                    f"(< {t.min_speech_s:.2f} s)")]
-    elif not (_finite(sig) and sig >= t.dnsmos_sig_min and p808 >= t.dnsmos_p808_min):
+    elif not (_finite(sig) and sig >= t.dnsmos_sig_min and p808 >= t.dnsmos_p808_min
+              and ovrl >= t.dnsmos_ovrl_min):
         verdict = Verdict.NOT_SPEECH
         reasons = [(f"not speech-like: DNSMOS SIG {sig:.2f} (speech >= {t.dnsmos_sig_min:.2f}), "
-                   f"P.808 {p808:.2f} (speech >= {t.dnsmos_p808_min:.2f})")]
+                   f"P.808 {p808:.2f} (>= {t.dnsmos_p808_min:.2f}), OVRL {ovrl:.2f} "
+                   f"(>= {t.dnsmos_ovrl_min:.2f})")]
     elif ev["speech_s"] < ev["expected_min_s"]:
         verdict = Verdict.TRUNCATED
         reasons = [(f"{ev['speech_s']:.2f} s of speech for {measures.completeness.letters} "

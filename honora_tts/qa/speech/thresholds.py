@@ -45,6 +45,7 @@ class SpeechThresholds:
 
     dnsmos_sig_min: float
     dnsmos_p808_min: float
+    dnsmos_ovrl_min: float
     min_speech_s: float
     speaking_rates: dict[str, SpeakingRate]
     slack_s: float
@@ -78,6 +79,7 @@ class SpeechThresholds:
         return cls(
             dnsmos_sig_min=float(data["dnsmos_sig_min"]),
             dnsmos_p808_min=float(data["dnsmos_p808_min"]),
+            dnsmos_ovrl_min=float(data["dnsmos_ovrl_min"]),
             min_speech_s=float(data["min_speech_s"]),
             speaking_rates={k: SpeakingRate(**v) for k, v in data["speaking_rates"].items()},
             slack_s=float(data["slack_s"]),

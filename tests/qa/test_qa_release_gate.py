@@ -152,3 +152,20 @@ def test_bootstrap_interval_and_wilcoxon():
     assert release_gate.wilcoxon_p(shifted) < 0.001
     assert release_gate.wilcoxon_p(np.zeros(5)) == 1.0
     assert math.isnan(release_gate.wilcoxon_p(np.array([0.1])))
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_an_endpoint_source_speaks_the_golden_set_into_a_clip_directory(localpod, tmp_path):
+    from honora_tts.qa.speech.gate_run import measure, resolve_clips
+
+    items = release_gate.select_items(items=["en-question", "de-question"])
+    clips = resolve_clips(localpod.endpoint_id, "candidate", tmp_path, items, {},
+                          api_base=localpod.base_url, api_key=localpod.api_key,
+                          max_new_tokens=8, progress=False)
+    assert sorted(clips["item"]) == ["de-question", "en-question"]
+    assert set(clips["voice"]) == {release_gate.NO_VOICE}
+    assert all(Path(p).parent == tmp_path / "candidate" for p in clips["path"])
+    judged = measure(clips, "candidate", progress=False)
+    # The tiny model's random weights: noise, and the verdict says so.
+    assert set(judged["verdict"]) == {"not_speech"}

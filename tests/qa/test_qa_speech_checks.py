@@ -25,7 +25,7 @@ def test_correct_speech_is_speech_with_its_text_verified(verdicts):
     ev = v.evidence
     assert ev["expected_min_s"] <= ev["speech_s"] <= ev["expected_max_s"]
     assert ev["speaker_similarity"] >= load_thresholds().similarity_min
-    assert set(ev["backends"]) == {"quality", "asr", "voice"}
+    assert set(ev["backends"]) == {"signal", "quality", "asr", "voice"}
     assert "speechmos" in ev["backends"]["quality"]
     assert "pocketsphinx" in ev["backends"]["asr"]
     assert "resemblyzer" in ev["backends"]["voice"]

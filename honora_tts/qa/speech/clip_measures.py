@@ -22,6 +22,8 @@ from honora_tts.qa.speech.predicted_quality import PredictedQuality, predict_qua
 
 #: Every backend reads 16 kHz: the clip is resampled once, its levels measured at its own rate.
 RATE = 16_000
+SIGNAL_BACKEND = ("honora_tts.qa.audio_metrics: levels, silence, clipping (numpy), loudness "
+                  "(pyloudnorm, ITU-R BS.1770)")
 VOICE_BACKEND = "resemblyzer"
 VOICE_MODEL = "resemblyzer VoiceEncoder (pretrained.pt in its wheel), cosine of d-vectors"
 
@@ -75,7 +77,8 @@ def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: s
     if reference is not None and completeness.speech_s >= 0.1:
         encoder = audio_metrics.SpeakerEncoder.shared()
         similarity = audio_metrics.cosine(encoder.embed(x, RATE), _reference_embedding(reference))
-    backends = {"quality": f"{quality.backend}: {quality.model}",
+    backends = {"signal": SIGNAL_BACKEND,
+                "quality": f"{quality.backend}: {quality.model}",
                 "asr": f"{asr.name}: {asr.model}",
                 "voice": f"{VOICE_BACKEND}: {VOICE_MODEL}"}
     return SpeechMeasures(text=text, language=language, finite=finite, signal=signal,

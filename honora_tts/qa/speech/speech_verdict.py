@@ -96,8 +96,15 @@ def text_check(measures: SpeechMeasures, thresholds: SpeechThresholds
             "of wrong ones")
     mismatch = measures.text_match.mismatch
     if not _finite(mismatch):
-        return TextCheck.NOT_VERIFIED, (f"{backend} could not judge this text "
-                                        f"({measures.text_match.detail})")
+        detail = measures.text_match.detail
+        if "too_few_words" in detail:
+            why = (f"{detail['too_few_words']} word(s); its check needs at least "
+                   f"{detail['min_words']}")
+        elif detail.get("missing_from_dictionary"):
+            why = f"words missing from its dictionary: {detail['missing_from_dictionary']}"
+        else:
+            why = str(detail.get("error", detail))
+        return TextCheck.NOT_VERIFIED, f"{backend} could not judge this text: {why}"
     if mismatch <= trust.mismatch_max:
         return TextCheck.VERIFIED, f"{backend} {measures.text_match.method}: the text matches"
     return TextCheck.WRONG, (f"{backend} {measures.text_match.method}: the audio does not say "

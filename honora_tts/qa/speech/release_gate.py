@@ -325,7 +325,8 @@ def plot_paired_deltas(paired: pd.DataFrame, result: GateResult) -> Figure:
         ax.axhline(0, color="black", linewidth=0.8)
         ax.axhline(limit, color="#c00", linestyle=":", label=f"tolerance {limit:+.2f}")
         ax.set_xticks([])
-        ax.set_title(f"{d.measure}: {'REGRESSED' if d.regressed else 'ok'}\n"
+        state = "REGRESSED" if d.regressed else ("ok" if d.pairs else "not measured")
+        ax.set_title(f"{d.measure}: {state}\n"
                      f"Wilcoxon p={d.wilcoxon_p:.3g}, n={d.pairs}", fontsize=10, color=colour)
         ax.set_ylabel("candidate - baseline")
         ax.legend(fontsize=7, loc="best")

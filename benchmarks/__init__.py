@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "p6": ("gpu_inference", "GPU inference: fp32/fp16, whole and streamed, vs plain coqui"),
     "p7": ("notebook_times", "notebooks: wall time under papermill against localpod"),
     "p8": ("cold_start", "cold start: worker start to first job vs bare model load"),
+    "p10": ("speech_measures", "speech measures: one 5 s clip, offline backends, on the CPU"),
 }
 ALIASES = {module.replace("_", "-"): name for name, (module, _) in BENCHMARKS.items()}
 #: The longest one benchmark may run when several run in a row (seconds).

@@ -121,6 +121,7 @@ class RequestRecord:
     cache_latents: str | None = None
     model_name: str | None = None
     git_sha: str | None = None
+    audio_path: str = ""
 
 
 def _num(value: Any) -> float:
@@ -198,8 +199,10 @@ class Campaign:
                  language: str = "en", params: Mapping[str, Any] | None = None,
                  deadline_s: float | None = None, warmup: int = 1,
                  cold_start: Callable[[], None] | None = None,
-                 scratch_dir: str | Path = "artifacts/latency-voices") -> None:
+                 scratch_dir: str | Path = "artifacts/latency-voices",
+                 audio_dir: str | Path | None = None) -> None:
         self.client = client
+        self.audio_dir = Path(audio_dir) if audio_dir else None
         self.voice = Path(voice) if voice else None
         self.language = language
         self.params = dict(params or {})
@@ -242,6 +245,10 @@ class Campaign:
         else:
             record = record_from_result(result, condition=condition, warmup=warmup, index=index,
                                         started_s=started, finished_s=self._clock())
+            if self.audio_dir is not None and not warmup:
+                name = "".join(c if c.isalnum() else "_" for c in condition.label)
+                saved = result.save(self.audio_dir / f"{name}-{index}.{result.format}")
+                record = replace(record, audio_path=str(saved))
         if label is not None:
             record = replace(record, condition=label)
         with self._lock:
@@ -303,17 +310,17 @@ def run_campaign(client: EndpointClient, conditions: Sequence[Condition], reques
                  params: Mapping[str, Any] | None = None, deadline_s: float | None = None,
                  warmup: int = 1, cold_start: Callable[[], None] | None = None,
                  scratch_dir: str | Path = "artifacts/latency-voices",
-                 progress: bool = True) -> pd.DataFrame:
+                 progress: bool = True, audio_dir: str | Path | None = None) -> pd.DataFrame:
     """Run every condition in turn (``requests`` each) and return one row per request, with a
     progress bar over all requests. ``warmup``: warm-up rounds before the first warm condition
-    (0: none)."""
+    (0: none). ``audio_dir``: keep each measured request's audio there (``audio_path``)."""
     from tqdm.auto import tqdm
 
     if not conditions:
         raise ValueError("no conditions to run")
     campaign = Campaign(client, voice=voice, language=language, params=params,
                         deadline_s=deadline_s, warmup=warmup, cold_start=cold_start,
-                        scratch_dir=scratch_dir)
+                        scratch_dir=scratch_dir, audio_dir=audio_dir)
     warm_levels = [c.concurrency for c in conditions if c.start == "warm"]
     with tqdm(total=len(conditions) * requests, desc="latency campaign", unit="req",
               disable=not progress) as bar:

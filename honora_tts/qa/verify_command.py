@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-handler-version", type=int, default=HANDLER_VERSION)
     parser.add_argument("--probes", type=int, default=6, help="health jobs per census round")
     parser.add_argument("--parallel", type=int, default=10, help="stress-test requests")
+    parser.add_argument("--stress-sample", type=int, default=3,
+                        help="stress outputs judged by the speaks check")
     parser.add_argument("--voice", default="", help="reference voice file (default: synthetic)")
     parser.add_argument("--max-new-tokens", type=int, default=None,
                         help=f"bound on generated audio tokens (localpod default "
@@ -172,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             "endpoint": target["endpoint"], "api_base": target["api_base"],
             "expected_git_sha": expected_sha(args.expected_git_sha),
             "min_handler_version": args.min_handler_version, "probes": args.probes,
-            "parallel": args.parallel, "voice": args.voice, "max_new_tokens": max_tokens,
+            "parallel": args.parallel, "stress_sample": args.stress_sample, "voice": args.voice,
+            "max_new_tokens": max_tokens,
         }
         print(f"running {NOTEBOOK} against {target['endpoint']} "
               f"({target['api_base'] or 'RunPod'}) ...", file=sys.stderr, flush=True)

@@ -12,7 +12,7 @@ from honora_tts.version import git_sha
 pytestmark = [pytest.mark.notebooks, pytest.mark.integration]
 
 CI_PARAMETERS = {"probes": 4, "parallel": 4, "max_new_tokens": 8, "tiny_text": "Hi.",
-                 "voice_text": "A short test.", "stress_text": "Stress."}
+                 "voice_text": "A short test.", "stress_text": "Stress.", "stress_sample": 2}
 
 
 def test_current_fleet_passes(run_notebook, endpoint_parameters, localpod, tmp_path):
@@ -27,8 +27,16 @@ def test_current_fleet_passes(run_notebook, endpoint_parameters, localpod, tmp_p
     assert summary["verdict"] == "PASS", summary["reasons"]
     assert summary["stale_workers"] == [] and summary["troubleshooting"] == []
     assert [c["name"] for c in summary["checks"]] == [
-        "version census", "tiny text", "text + voice file", "stress test (4 parallel)"]
-    assert {c["status"] for c in summary["checks"]} == {"PASS"}
+        "version census", "tiny text", "text + voice file", "stress test (4 parallel)", "speaks"]
+    assert {c["status"] for c in summary["checks"][:-1]} == {"PASS"}
+    # The tiny model's noise is not speech: the speaks check runs and WARNs, saying why.
+    speaks = summary["checks"][-1]
+    assert speaks["status"] == "WARN", speaks["summary"]
+    assert "random-weights" in speaks["summary"] and "not_speech" in speaks["summary"]
+    assert any(w.startswith("speaks:") for w in summary["warnings"])
+    judged = {clip["clip"] for clip in summary["speech"]}
+    assert {"tiny_text", "text_and_voice"} <= judged and len(judged) == 2 + 2
+    assert all(clip["dnsmos_p808"] > 0 for clip in summary["speech"])
     workers = {w["worker_id"]: w for w in summary["workers"]}
     live = {w["id"] for w in localpod.workers() if w["state"] != "dead"}
     assert set(workers) <= live and len(workers) >= 1
@@ -41,7 +49,7 @@ def test_current_fleet_passes(run_notebook, endpoint_parameters, localpod, tmp_p
     stress = (out / "stress_requests.csv").read_text().splitlines()
     assert len(stress) == 1 + 4
     assert (out / "stress_requests.png").read_bytes()[:4] == b"\x89PNG"
-    assert (out / "census.csv").exists()
+    assert (out / "census.csv").exists() and (out / "speech_checks.csv").exists()
 
     text = output_text(executed)
     assert "The audio below is NOISE" in text and "VERDICT: PASS" in text

@@ -40,6 +40,13 @@ def test_generates_clips_rates_and_analyses(run_notebook, endpoint_parameters, t
     for m in metrics:
         assert float(m["duration_s"]) > 0 and float(m["real_time_factor"]) > 0
         assert -1.0 <= float(m["speaker_similarity"]) <= 1.0
+        # The tiny model's noise: predicted MOS is measured and the verdict says so.
+        assert 1.0 <= float(m["dnsmos_p808"]) <= 5.0 and m["verdict"] != "speech"
+        assert m["text_check"] in {"verified", "wrong", "not_verified"} and m["wer"] != ""
+    rated = {row["condition"]: row for row in summary["rated_vs_predicted"]}
+    assert set(rated) == {"cool", "warm"} and all(r["dnsmos_p808"] > 0 for r in rated.values())
+    assert summary["predicted_mos_correlation"]["conditions"] == 2
+    assert (out / "rated_vs_predicted.png").read_bytes()[:4] == b"\x89PNG"
     manifest = (out / "clips" / "manifest.csv").read_text()
     assert "cool" in manifest and "warm" in manifest
     for name in ("mos.png", "clip_metrics.png", "mos.csv", "ratings.csv"):

@@ -12,9 +12,9 @@ from honora_tts.qa import notebook_runner
 NOTEBOOKS = sorted(notebook_runner.NOTEBOOKS_DIR.glob("*.ipynb"))
 
 
-def test_the_three_notebooks_exist():
+def test_the_four_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == ["01_deploy_verification", "02_listening_test",
-                                           "03_latency", "05_rollout"]
+                                           "03_latency", "04_release_gate", "05_rollout"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -35,7 +35,9 @@ def test_papermill_sees_every_parameter(path):
                 if isinstance(node, ast.Assign)]
     declared = papermill.inspect_notebook(str(path))
     assert list(declared) == assigned
-    assert "artifacts_dir" in declared and "endpoint" in declared
+    assert "artifacts_dir" in declared
+    # Where the audio comes from: one endpoint, or (release gate) a baseline and a candidate.
+    assert "endpoint" in declared or {"baseline", "candidate"} <= set(declared)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -27,3 +27,37 @@ def clip_dir(tmp_path: Path) -> Path:
         for i, item in enumerate(("greeting", "question", "numbers")):
             write_tone(root / condition / f"{item}.wav", 200 + 50 * i + 400 * c)
     return root
+
+
+@pytest.fixture(scope="session")
+def speech_clips(tmp_path_factory):
+    """espeak-ng clips of every case the speech checks must tell apart (built once)."""
+    from speech_clips import build
+
+    from honora_tts.qa.speech.espeak import espeak_available
+
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    return build(tmp_path_factory.mktemp("speech-clips"))
+
+
+@pytest.fixture(scope="session")
+def verdicts(speech_clips):
+    """Each case's verdict, measured once per session (DNSMOS, pocketsphinx and
+    resemblyzer run for real), keyed by case name."""
+    from speech_clips import DE_TEXT, EN_TEXT
+
+    from honora_tts.qa.speech.speech_verdict import check_file
+
+    c = speech_clips
+    return {
+        "correct": check_file(c.correct, EN_TEXT, "en", reference=c.reference),
+        "noise": check_file(c.noise, EN_TEXT, "en"),
+        "silence": check_file(c.silence, EN_TEXT, "en"),
+        "cut": check_file(c.cut, EN_TEXT, "en"),
+        "babble": check_file(c.babble, EN_TEXT, "en"),
+        "other_sentence": check_file(c.other_sentence, EN_TEXT, "en"),
+        "other_voice": check_file(c.correct, EN_TEXT, "en", reference=c.other_reference),
+        "de_correct": check_file(c.de_correct, DE_TEXT, "de"),
+        "de_other_sentence": check_file(c.de_other_sentence, DE_TEXT, "de"),
+    }

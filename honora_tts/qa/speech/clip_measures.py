@@ -1,0 +1,110 @@
+"""Every speech measure of one clip, each naming the backend and model that produced it:
+signal (levels, silence, clipping, NaN), predicted quality (DNSMOS), a transcript with WER/CER
+and the recogniser's text check, completeness (speech span, trailing audio) and voice
+similarity to a reference (resemblyzer, via :mod:`honora_tts.qa.audio_metrics`)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from honora_tts import audio
+from honora_tts.qa import audio_metrics
+from honora_tts.qa.speech.asr import AsrBackend, TextMatch, Transcript, asr_backend
+from honora_tts.qa.speech.completeness import Completeness, measure_completeness
+from honora_tts.qa.speech.intelligibility import ErrorRates, error_rates
+from honora_tts.qa.speech.predicted_quality import PredictedQuality, predict_quality
+
+#: Every backend reads 16 kHz: the clip is resampled once, its levels measured at its own rate.
+RATE = 16_000
+SIGNAL_BACKEND = ("honora_tts.qa.audio_metrics: levels, silence, clipping (numpy), loudness "
+                  "(pyloudnorm, ITU-R BS.1770)")
+VOICE_BACKEND = "resemblyzer"
+VOICE_MODEL = "resemblyzer VoiceEncoder (pretrained.pt in its wheel), cosine of d-vectors"
+
+
+@dataclass(frozen=True)
+class SpeechMeasures:
+    """What one clip measures. ``transcript``, ``error_rates`` and ``text_match`` are None
+    when no recogniser covers the language; ``speaker_similarity`` is NaN without a
+    reference."""
+
+    text: str
+    language: str
+    finite: bool
+    signal: audio_metrics.ClipMetrics
+    quality: PredictedQuality
+    completeness: Completeness
+    transcript: Transcript | None
+    error_rates: ErrorRates | None
+    text_match: TextMatch | None
+    speaker_similarity: float
+    backends: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.transcript is not None:
+            data["transcript"] = self.transcript.to_dict()
+        return data
+
+
+def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: str, *,
+                   reference: tuple[np.ndarray, int] | None = None,
+                   asr: AsrBackend | None = None) -> SpeechMeasures:
+    """Measure one clip against the text it should say (and the voice it should have)."""
+    x = np.asarray(samples, dtype=np.float32)
+    finite = bool(np.isfinite(x).all())
+    if not finite:
+        x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    signal = audio_metrics.measure(x, sample_rate)
+    x = audio.resample(x, sample_rate, RATE)
+    quality = predict_quality(x, RATE)
+    asr = asr or asr_backend()
+    transcript = rates = match = None
+    if asr.covers(language) and x.size:
+        transcript = asr.transcribe(x, RATE, language)
+        rates = error_rates(text, transcript.text, language, backend=asr.name, model=asr.model)
+        match = asr.match_text(x, RATE, text, language, transcript)
+    completeness = measure_completeness(
+        x, RATE, text, language,
+        last_word_end_s=transcript.last_word_end_s if transcript else math.nan)
+    similarity = math.nan
+    if reference is not None and completeness.speech_s >= 0.1:
+        encoder = audio_metrics.SpeakerEncoder.shared()
+        similarity = audio_metrics.cosine(encoder.embed(x, RATE), _reference_embedding(reference))
+    backends = {"signal": SIGNAL_BACKEND,
+                "quality": f"{quality.backend}: {quality.model}",
+                "asr": f"{asr.name}: {asr.model}",
+                "voice": f"{VOICE_BACKEND}: {VOICE_MODEL}"}
+    return SpeechMeasures(text=text, language=language, finite=finite, signal=signal,
+                          quality=quality, completeness=completeness, transcript=transcript,
+                          error_rates=rates, text_match=match, speaker_similarity=similarity,
+                          backends=backends)
+
+
+_REFERENCES: dict[str, np.ndarray] = {}
+_REFERENCES_LOCK = threading.Lock()
+_MAX_REFERENCES = 64
+
+
+def _reference_embedding(reference: tuple[np.ndarray, int]) -> np.ndarray:
+    """The reference voice's embedding, computed once per distinct voice (keyed by content):
+    a batch of clips shares a few references."""
+    samples, rate = reference
+    key = hashlib.sha1(np.ascontiguousarray(samples, dtype=np.float32).tobytes()
+                       + str(rate).encode()).hexdigest()
+    with _REFERENCES_LOCK:
+        cached = _REFERENCES.get(key)
+    if cached is not None:
+        return cached
+    embedding = audio_metrics.SpeakerEncoder.shared().embed(samples, rate)
+    with _REFERENCES_LOCK:
+        if len(_REFERENCES) >= _MAX_REFERENCES:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = embedding
+    return embedding

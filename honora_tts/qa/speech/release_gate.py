@@ -1,0 +1,373 @@
+"""The release gate: the golden set spoken by a baseline and a candidate build (each an
+endpoint or a clip directory), measured clip by clip, paired by (voice, sentence), and one
+verdict against the tolerances of :class:`Tolerances` (documented in
+``docs/speech_checks.md``).
+
+Per measure: the mean paired delta (candidate - baseline) with a 95 % bootstrap confidence
+interval and the Wilcoxon signed-rank p-value. The gate FAILs when a mean delta is worse than
+its tolerance, or when a clip becomes ``not_speech``, ``truncated`` or ``runaway`` whose
+baseline clip was not.
+
+Clip directories hold ``<voice>/<item id>.wav`` (``<item id>.wav`` at the top for clips made
+without a reference voice); the items are the golden set's ids.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from honora_tts.qa.speech.golden_set import GoldenItem, golden_set
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from honora_tts.client import EndpointClient
+
+NO_VOICE = "-"
+#: Verdicts a candidate may not newly produce.
+BAD_VERDICTS = ("not_speech", "truncated", "runaway")
+
+
+class GateInputError(ValueError):
+    """The clips to compare are missing or do not pair up (what is missing is named)."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How much worse a measure's mean paired delta may get. ``higher_is_better``: a drop
+    counts as worse (similarity, DNSMOS), else a rise does (WER)."""
+
+    measure: str
+    label: str
+    limit: float
+    higher_is_better: bool
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    wer: float = 0.02
+    speaker_similarity: float = 0.03
+    dnsmos_ovrl: float = 0.1
+
+    def rules(self) -> list[Tolerance]:
+        return [Tolerance("wer", "WER", self.wer, False),
+                Tolerance("speaker_similarity", "speaker similarity",
+                          self.speaker_similarity, True),
+                Tolerance("dnsmos_ovrl", "DNSMOS OVRL", self.dnsmos_ovrl, True)]
+
+
+DEFAULT_TOLERANCES = Tolerances()
+
+#: Measures whose deltas are shown besides the gated ones.
+REPORTED = ("wer", "cer", "speaker_similarity", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_p808",
+            "speech_s")
+
+
+# ------------------------------------------------------------------------------ clip tables
+
+
+def select_items(languages: Sequence[str] = (), items: Sequence[str] = ()) -> list[GoldenItem]:
+    """The golden set, narrowed to ``languages`` and ``items`` (ids) when given; unknown ids
+    are refused with the known ones."""
+    chosen = golden_set(languages=tuple(languages))
+    if items:
+        known = {i.id for i in golden_set()}
+        unknown = sorted(set(items) - known)
+        if unknown:
+            raise GateInputError(f"unknown golden-set ids {unknown}; known: {sorted(known)}")
+        chosen = [i for i in chosen if i.id in set(items)]
+    if not chosen:
+        raise GateInputError(f"no golden-set sentence for languages {list(languages)} and "
+                             f"ids {list(items)}")
+    return chosen
+
+
+def clips_from_directory(root: str | Path, items: Sequence[GoldenItem] | None = None,
+                         voices: Mapping[str, str | Path] | None = None) -> pd.DataFrame:
+    """One row per golden item found under ``root`` (``<voice>/<id>.wav`` or ``<id>.wav``):
+    columns voice, item, language, text, path, reference (the voice file from ``voices``,
+    by voice name)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise GateInputError(f"clip directory {root} does not exist")
+    items = list(items or golden_set())
+    by_id = {i.id: i for i in items}
+    voices = {k: str(v) for k, v in (voices or {}).items()}
+    rows = []
+    for path in sorted(root.rglob("*.wav")):
+        relative = path.relative_to(root)
+        if path.stem not in by_id or len(relative.parts) > 2:
+            continue
+        voice = relative.parts[0] if len(relative.parts) == 2 else NO_VOICE
+        item = by_id[path.stem]
+        rows.append({"voice": voice, "item": item.id, "language": item.language,
+                     "text": item.text, "path": str(path),
+                     "reference": voices.get(voice, "")})
+    if not rows:
+        raise GateInputError(f"no golden-set clip (<voice>/<id>.wav with ids like "
+                             f"{items[0].id!r}) under {root}")
+    return pd.DataFrame(rows)
+
+
+def synthesize_clips(client: EndpointClient, out_dir: str | Path,
+                     items: Sequence[GoldenItem] | None = None,
+                     voices: Mapping[str, str | Path] | None = None, *,
+                     params: dict[str, Any] | None = None, deadline_s: float = 600.0,
+                     progress: bool = True) -> pd.DataFrame:
+    """Speak every golden item with every voice through an endpoint into
+    ``<out_dir>/<voice>/<id>.wav`` and return the clip table."""
+    from tqdm.auto import tqdm
+
+    items = list(items or golden_set())
+    voices = dict(voices or {NO_VOICE: ""})
+    out = Path(out_dir)
+    jobs = [(v, i) for v in voices for i in items]
+    for voice, item in tqdm(jobs, desc=f"synthesizing {out.name}", disable=not progress,
+                            unit="clip"):
+        folder = out if voice == NO_VOICE else out / voice
+        folder.mkdir(parents=True, exist_ok=True)
+        result = client.synthesize(item.text, voice=voices[voice] or None,
+                                   language=item.language, params=params,
+                                   deadline_s=deadline_s)
+        result.save(folder / f"{item.id}.wav")
+    return clips_from_directory(out, items, {k: v for k, v in voices.items() if v})
+
+
+# ---------------------------------------------------------------------------------- pairing
+
+
+def pair(baseline: pd.DataFrame, candidate: pd.DataFrame) -> pd.DataFrame:
+    """Baseline and candidate measures side by side, one row per (voice, item) both have;
+    columns ``<measure>_base``, ``<measure>_cand`` and ``<measure>_delta``."""
+    keys = ["voice", "item"]
+    merged = baseline.merge(candidate, on=keys, suffixes=("_base", "_cand"), how="inner")
+    if merged.empty:
+        raise GateInputError("baseline and candidate share no (voice, item) clip: check that "
+                             "both directories use the same voices and golden-set ids")
+    for measure in REPORTED:
+        if f"{measure}_base" in merged:
+            merged[f"{measure}_delta"] = (pd.to_numeric(merged[f"{measure}_cand"], "coerce")
+                                          - pd.to_numeric(merged[f"{measure}_base"], "coerce"))
+    merged["language"] = merged["language_base"]
+    merged["text"] = merged["text_base"]
+    return merged
+
+
+def bootstrap_ci(values: np.ndarray, *, level: float = 0.95, resamples: int = 4000,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean."""
+    if values.size == 0:
+        return math.nan, math.nan
+    if values.size == 1:
+        return float(values[0]), float(values[0])
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(resamples, values.size), replace=True).mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def wilcoxon_p(deltas: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired deltas (1.0 when every delta is 0,
+    NaN with fewer than two pairs)."""
+    from scipy.stats import wilcoxon
+
+    if deltas.size < 2:
+        return math.nan
+    if np.allclose(deltas, 0.0):
+        return 1.0
+    return float(wilcoxon(deltas, zero_method="wilcox").pvalue)
+
+
+@dataclass(frozen=True)
+class MeasureDelta:
+    """One measure's paired comparison and, for gated measures, its verdict."""
+
+    measure: str
+    pairs: int
+    baseline_mean: float
+    candidate_mean: float
+    mean_delta: float
+    ci_low: float
+    ci_high: float
+    wilcoxon_p: float
+    tolerance: float | None = None
+    higher_is_better: bool | None = None
+    regressed: bool = False
+
+
+def deltas(paired: pd.DataFrame, tolerances: Tolerances = DEFAULT_TOLERANCES) -> list[MeasureDelta]:
+    rules = {r.measure: r for r in tolerances.rules()}
+    out = []
+    for measure in REPORTED:
+        if f"{measure}_delta" not in paired:
+            continue
+        frame = paired[[f"{measure}_base", f"{measure}_cand", f"{measure}_delta"]].apply(
+            pd.to_numeric, errors="coerce").dropna()
+        d = frame[f"{measure}_delta"].to_numpy(dtype=float)
+        low, high = bootstrap_ci(d)
+        rule = rules.get(measure)
+        mean = float(d.mean()) if d.size else math.nan
+        regressed = False
+        if rule is not None and d.size:
+            worse = -mean if rule.higher_is_better else mean
+            regressed = worse > rule.limit
+        out.append(MeasureDelta(
+            measure=measure, pairs=int(d.size),
+            baseline_mean=float(frame[f"{measure}_base"].mean()) if d.size else math.nan,
+            candidate_mean=float(frame[f"{measure}_cand"].mean()) if d.size else math.nan,
+            mean_delta=mean, ci_low=low, ci_high=high, wilcoxon_p=wilcoxon_p(d),
+            tolerance=rule.limit if rule else None,
+            higher_is_better=rule.higher_is_better if rule else None, regressed=regressed))
+    return out
+
+
+def new_bad_clips(paired: pd.DataFrame) -> pd.DataFrame:
+    """Clips whose candidate verdict is not_speech, truncated or runaway while the baseline's
+    was not."""
+    bad = paired["verdict_cand"].isin(BAD_VERDICTS) & ~paired["verdict_base"].isin(BAD_VERDICTS)
+    return paired.loc[bad, ["voice", "item", "verdict_base", "verdict_cand", "reason_cand"]]
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's verdict (PASS/FAIL), what regressed, and the tables behind it."""
+
+    verdict: str
+    reasons: tuple[str, ...]
+    deltas: tuple[MeasureDelta, ...]
+    new_bad: tuple[dict[str, Any], ...]
+    pairs: int
+    tolerances: Tolerances = DEFAULT_TOLERANCES
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "PASS"
+
+    def headline(self) -> str:
+        if self.passed:
+            return f"GATE: PASS ({self.pairs} paired clips within tolerance)"
+        return f"GATE: FAIL: {'; '.join(self.reasons)}"
+
+    def deltas_table(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(d) for d in self.deltas])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "passed": self.passed, "headline": self.headline(),
+                "reasons": list(self.reasons), "pairs": self.pairs,
+                "tolerances": asdict(self.tolerances),
+                "deltas": [asdict(d) for d in self.deltas], "new_bad_clips": list(self.new_bad)}
+
+
+def decide(paired: pd.DataFrame, tolerances: Tolerances = DEFAULT_TOLERANCES) -> GateResult:
+    """The gate's verdict of a paired table (see the module docstring)."""
+    measured = deltas(paired, tolerances)
+    reasons = []
+    labels = {r.measure: r.label for r in tolerances.rules()}
+    for d in measured:
+        if d.regressed:
+            direction = "fell" if d.higher_is_better else "rose"
+            reasons.append(
+                f"{labels[d.measure]} {direction} by {abs(d.mean_delta):.3f} (95% CI "
+                f"{d.ci_low:+.3f} to {d.ci_high:+.3f}, Wilcoxon p={d.wilcoxon_p:.3g}; "
+                f"tolerance {d.tolerance})")
+    bad = new_bad_clips(paired)
+    if len(bad):
+        counts = bad["verdict_cand"].value_counts().to_dict()
+        names = ", ".join(f"{r.voice}/{r.item} ({r.verdict_cand})"
+                          for r in bad.head(6).itertuples())
+        more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
+        reasons.append("new " + ", ".join(f"{k} x{v}" for k, v in counts.items())
+                       + f" clips: {names}{more}")
+    return GateResult("FAIL" if reasons else "PASS", tuple(reasons), tuple(measured),
+                      tuple(bad.to_dict("records")), len(paired), tolerances)
+
+
+# ------------------------------------------------------------------------------------ plots
+
+
+def verdict_html(result: GateResult) -> str:
+    """A banner for the notebook: green PASS or red FAIL with what regressed."""
+    import html
+
+    colour = "#1a7f37" if result.passed else "#c00"
+    items = "".join(f"<li>{html.escape(r)}</li>" for r in result.reasons)
+    return (f'<div style="border:3px solid {colour};padding:10px;font-size:1.2em">'
+            f'<b style="color:{colour};font-size:1.4em">GATE: {result.verdict}</b> '
+            f"({result.pairs} paired clips){'<ul>' + items + '</ul>' if items else ''}</div>")
+
+
+def plot_paired_deltas(paired: pd.DataFrame, result: GateResult) -> Figure:
+    """One panel per gated measure: each clip's delta (dot), the mean with its 95 % CI, zero
+    and the tolerance line."""
+    import matplotlib.pyplot as plt
+
+    gated = [d for d in result.deltas if d.tolerance is not None]
+    fig, axes = plt.subplots(1, len(gated), figsize=(4.2 * len(gated), 4), squeeze=False)
+    for ax, d in zip(axes[0], gated, strict=True):
+        values = pd.to_numeric(paired[f"{d.measure}_delta"], errors="coerce").dropna()
+        jitter = np.linspace(-0.2, 0.2, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(jitter[: len(values)], values, alpha=0.5, s=18, color="#555")
+        colour = "#c00" if d.regressed else "#1a7f37"
+        if math.isfinite(d.mean_delta):
+            ax.errorbar([0.4], [d.mean_delta], yerr=[[d.mean_delta - d.ci_low],
+                                                     [d.ci_high - d.mean_delta]],
+                        fmt="o", color=colour, capsize=6, markersize=8, label="mean, 95% CI")
+        tolerance = float(d.tolerance or 0.0)
+        limit = -tolerance if d.higher_is_better else tolerance
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.axhline(limit, color="#c00", linestyle=":", label=f"tolerance {limit:+.2f}")
+        ax.set_xticks([])
+        state = "REGRESSED" if d.regressed else ("ok" if d.pairs else "not measured")
+        ax.set_title(f"{d.measure}: {state}\n"
+                     f"Wilcoxon p={d.wilcoxon_p:.3g}, n={d.pairs}", fontsize=10, color=colour)
+        ax.set_ylabel("candidate - baseline")
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle(f"Paired deltas per clip: {result.verdict}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_sentence_heatmap(paired: pd.DataFrame) -> Figure:
+    """Rows: golden sentences (averaged over voices); columns: measures; colour: the delta,
+    scaled per column, red = worse."""
+    import matplotlib.pyplot as plt
+
+    measures = [m for m in ("wer", "cer", "speaker_similarity", "dnsmos_ovrl", "dnsmos_sig",
+                            "dnsmos_p808", "speech_s") if f"{m}_delta" in paired]
+    table = paired.groupby("item")[[f"{m}_delta" for m in measures]].mean()
+    table.columns = measures
+    worse = table.copy()
+    for column in ("speaker_similarity", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_p808"):
+        if column in worse:
+            worse[column] = -worse[column]
+    scale = worse.abs().max().replace(0, 1).fillna(1)
+    fig, ax = plt.subplots(figsize=(1.4 * len(measures) + 3, 0.3 * len(table) + 1.5))
+    image = ax.imshow((worse / scale).to_numpy(dtype=float), cmap="RdYlGn_r", vmin=-1, vmax=1,
+                      aspect="auto")
+    ax.set_xticks(range(len(measures)), measures, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(table)), table.index, fontsize=7)
+    for (row, col), value in np.ndenumerate(table.to_numpy(dtype=float)):
+        if math.isfinite(value):
+            ax.text(col, row, f"{value:+.2f}", ha="center", va="center", fontsize=6)
+    fig.colorbar(image, ax=ax, label="worse (red) / better (green), scaled per column")
+    ax.set_title("Per-sentence delta (candidate - baseline)")
+    fig.tight_layout()
+    return fig
+
+
+def summary(result: GateResult, *, baseline: str, candidate: str,
+            parameters: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``summary.json`` holds."""
+    from honora_tts.qa.artifacts import json_ready
+
+    return json_ready({**result.to_dict(), "baseline": baseline, "candidate": candidate,
+                       "parameters": parameters or {},
+                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})

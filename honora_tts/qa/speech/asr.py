@@ -212,7 +212,7 @@ class FasterWhisperBackend:
     def __init__(self, model_path: str, *, device: str = "cpu",
                  compute_type: str = "int8") -> None:
         try:
-            from faster_whisper import WhisperModel  # type: ignore[import-not-found]
+            from faster_whisper import WhisperModel
         except ImportError as exc:
             raise AsrUnavailable("faster-whisper is not installed (pip install "
                                  "faster-whisper); pocketsphinx is used instead") from exc

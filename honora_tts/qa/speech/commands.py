@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from honora_tts.settings import ClientSettings
+
 
 def calibrate_main(argv: list[str]) -> int:
     from honora_tts.qa.speech.calibration import main
@@ -24,8 +26,8 @@ def calibrate_main(argv: list[str]) -> int:
 
 
 def _asr_model_help() -> str:
-    return ("faster-whisper model (local directory or cached name; what HONORA_ASR_MODEL "
-            "names); default: pocketsphinx, offline")
+    return ("faster-whisper model (local directory or cached name); default: HONORA_ASR_MODEL, "
+            "else pocketsphinx, offline")
 
 
 def check_audio_parser() -> argparse.ArgumentParser:
@@ -40,7 +42,8 @@ def check_audio_parser() -> argparse.ArgumentParser:
     parser.add_argument("--language", default="en", help="XTTS language code (default en)")
     parser.add_argument("--reference", type=Path, default=None,
                         help="reference voice file: also check the voice")
-    parser.add_argument("--asr-model", default=None, help=_asr_model_help())
+    parser.add_argument("--asr-model", default=ClientSettings.from_env().asr_model,
+                        help=_asr_model_help())
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser
 
@@ -100,7 +103,8 @@ def gate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--wer-tolerance", type=float, default=0.02)
     parser.add_argument("--similarity-tolerance", type=float, default=0.03)
     parser.add_argument("--ovrl-tolerance", type=float, default=0.1)
-    parser.add_argument("--asr-model", default=None, help=_asr_model_help())
+    parser.add_argument("--asr-model", default=ClientSettings.from_env().asr_model,
+                        help=_asr_model_help())
     parser.add_argument("--out", type=Path, default=Path("artifacts/gate"),
                         help="results folder (summary.json, deltas.csv, clips.csv, plots)")
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")

@@ -44,6 +44,8 @@ MAX_SECTIONS = 500
 MAX_BATCH_CHARS = 100_000
 MAX_REQUEST_ID_CHARS = 128
 MAX_URL_CHARS = 2_048
+#: The most seconds of reference voice a request may ask the latents to use (``max_ref_length``).
+MAX_REF_LENGTH_S = 60
 
 #: Keys that earlier clients used to embed the reference voice as base64. Such requests are
 #: what crashed the old workers; they are refused with ``voice_embedded``.
@@ -135,7 +137,7 @@ class SynthesisParams(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     #: Latent extraction: seconds of reference used.
     gpt_cond_len: Annotated[int, Field(ge=1, le=30)] | None = None
-    max_ref_length: Annotated[int, Field(ge=1, le=60)] | None = None
+    max_ref_length: Annotated[int, Field(ge=1, le=MAX_REF_LENGTH_S)] | None = None
     #: Streaming: GPT tokens per streamed chunk.
     stream_chunk_size: Annotated[int, Field(ge=4, le=200)] | None = None
 

@@ -2,9 +2,11 @@
 
 Layout under the cache root (``HONORA_VOICE_CACHE``, default ``/tmp/honora_voice_cache``)::
 
-    blobs/<content sha256>.<wav|flac|ogg|mp3>   the voice files, named by their content
-    index.json                                  url key -> content sha256; per file: size,
-                                                duration, sample rate, last use
+    blobs/<content sha256>.wav      the reference file prepared from each voice (mono float
+                                    WAV at the model's rate, its first 60 s), named by the
+                                    content hash of the file that was downloaded
+    index.json                      url key -> content sha256; per voice: the reference
+                                    file's name, size and sha256, duration, sample rate, last use
     index.lock                                  flock'ed around every index update
     locks/<xx>.lock                             flock'ed around a download (256 stripes)
 
@@ -20,6 +22,8 @@ many processes sharing a root ask at once (the leader of each process takes the 
 lock, then looks again before downloading); every hit is
 re-hashed and a corrupted file is deleted and fetched again (``corrupt_replaced``); files that
 fail validation (:mod:`honora_tts.voices.audio_check`) or the expected checksum are never kept;
+the downloaded original is never stored nor decoded again: the model reads the reference file
+that validation prepared, so a hostile file is decoded once, with a cap;
 when the total passes ``max_total_bytes`` the least recently used files are evicted (a fetch
 never fails because the cache is full); a full disk evicts and retries once. Downloads follow
 :mod:`honora_tts.voices.download` (SSRF policy, pinned addresses, size and time limits).
@@ -71,8 +75,7 @@ ROOT_ENV = "HONORA_VOICE_CACHE"
 ALLOW_PRIVATE_ENV = "HONORA_ALLOW_PRIVATE_URLS"
 TRUSTED_HOSTS_ENV = "HONORA_TRUSTED_VOICE_HOSTS"
 
-_INDEX_VERSION = 1
-_SUFFIXES = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3"}
+_INDEX_VERSION = 2  # 2: blobs hold prepared reference files, not the downloads
 _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_S = 3600.0
 _ORPHAN_GRACE_S = 60.0
@@ -83,7 +86,8 @@ _LOCK_STRIPE_CHARS = 2  # hex characters of the key naming its download lock: 25
 
 @dataclass(frozen=True)
 class VoiceFile:
-    """A checked voice file on local disk and how it was obtained."""
+    """A checked voice on local disk and how it was obtained. ``path`` is its prepared reference
+    file (``bytes`` long), ``sha256`` the content hash of the file that was downloaded."""
 
     path: Path
     sha256: str
@@ -244,7 +248,7 @@ class VoiceCache:
         if not sha or not record:
             return None
         path = self._blobs / record["file"]
-        intact = _file_matches(path, int(record["bytes"]), sha)
+        intact = _file_matches(path, int(record["bytes"]), record["file_sha256"])
         with self._edit_index() as index:
             current = index["blobs"].get(sha)
             if current is None or current.get("id") != record.get("id"):
@@ -288,20 +292,23 @@ class VoiceCache:
                 "it was not cached",
                 FIELD,
             )
-        facts = check_voice_audio(
+        checked = check_voice_audio(
             data,
             source=f"voice at {source}",
             min_duration_s=self.min_duration_s,
             max_duration_s=self.max_duration_s,
         )
-        suffix = _SUFFIXES.get(facts.format, f".{facts.format.lower()}")
-        path = self._blobs / f"{sha}{suffix}"
-        if _file_matches(path, len(data), sha) is not True:
-            self._write_with_space(path, data, keep=sha)
+        facts, reference = checked.facts, checked.reference_wav
+        reference_sha = hashlib.sha256(reference).hexdigest()
+        path = self._blobs / f"{sha}.wav"
+        if _file_matches(path, len(reference), reference_sha) is not True:
+            self._write_with_space(path, reference, keep=sha)
         with self._edit_index() as index:
             index["blobs"][sha] = {
                 "file": path.name,
-                "bytes": len(data),
+                "bytes": len(reference),
+                "file_sha256": reference_sha,
+                "download_bytes": len(data),
                 "duration_s": facts.duration_s,
                 "sample_rate": facts.sample_rate,
                 "last_used": time.time(),
@@ -317,7 +324,7 @@ class VoiceCache:
         return VoiceFile(
             path=path,
             sha256=sha,
-            bytes=len(data),
+            bytes=len(reference),
             duration_s=facts.duration_s,
             sample_rate=facts.sample_rate,
             cache="miss",

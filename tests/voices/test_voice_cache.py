@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from voice_test_support import (
     ScriptedServer,
     closed_port,
     flac_claiming_hours,
+    flac_dense,
+    flac_hiding_length,
     silent_wav,
     voice_bytes,
 )
 
 from honora_tts.protocol import ErrorCode, WorkerError
 from honora_tts.voices import cache as cache_module
+from honora_tts.voices.audio_check import REFERENCE_MAX_S, REFERENCE_RATE
 from honora_tts.voices.cache import VoiceCache, default_voice_cache
 
 MakeCache = Callable[..., VoiceCache]
@@ -31,6 +37,17 @@ def _fails(cache: VoiceCache, url: str, code: ErrorCode, **kwargs: str) -> Worke
     assert caught.value.code == code, caught.value.message
     assert caught.value.field == "voice_url" or code == ErrorCode.INVALID_INPUT
     return caught.value
+
+
+def _assert_reference_of(path: Path, data: bytes) -> None:
+    """``path`` is the reference prepared from ``data``: its first 60 s, mono, at 22 050 Hz."""
+    original, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    reference, reference_rate = sf.read(path, dtype="float32", always_2d=True)
+    assert reference_rate == REFERENCE_RATE and reference.shape[1] == 1
+    expected_s = min(len(original) / rate, REFERENCE_MAX_S)
+    assert len(reference) / reference_rate == pytest.approx(expected_s, abs=0.01)
+    peak = float(np.max(np.abs(original.mean(axis=1))))
+    assert float(np.max(np.abs(reference))) == pytest.approx(peak, rel=0.05)
 
 
 def _blob_files(cache: VoiceCache) -> list[Path]:
@@ -48,24 +65,28 @@ def test_miss_then_hit_serves_the_same_checked_file(
     second = cache.fetch(url)
 
     assert first.cache == "miss" and second.cache == "hit"
-    assert first.path == second.path and first.path.read_bytes() == data
+    assert first.path == second.path
+    _assert_reference_of(first.path, data)
     assert first.sha256 == hashlib.sha256(data).hexdigest() == second.sha256
-    assert first.bytes == len(data)
-    assert first.duration_s == pytest.approx(2.0)
+    assert first.bytes == first.path.stat().st_size
+    assert first.duration_s == pytest.approx(2.0, abs=0.01)
     assert first.sample_rate == 16_000
     assert first.path.suffix == ".wav"
     assert server.hits["/voice.wav"] == 1
     stats = cache.stats()
     assert stats["downloads"] == 1 and stats["hits"] == 1
-    assert stats["entries"] == 1 and stats["total_bytes"] == len(data)
+    assert stats["entries"] == 1 and stats["total_bytes"] == first.bytes
     assert stats["bytes_downloaded"] == len(data)
 
 
-def test_flac_voice_is_accepted_with_its_suffix(
+def test_flac_voice_becomes_a_wav_reference(
     server: ScriptedServer, make_cache: MakeCache
 ) -> None:
-    url = server.file("/voice", voice_bytes(fmt="FLAC"), content_type="audio/flac")
-    assert make_cache().fetch(url).path.suffix == ".flac"
+    data = voice_bytes(fmt="FLAC")
+    url = server.file("/voice", data, content_type="audio/flac")
+    fetched = make_cache().fetch(url)
+    assert fetched.path.suffix == ".wav"
+    _assert_reference_of(fetched.path, data)
 
 
 def test_eight_concurrent_fetches_make_one_download(
@@ -233,6 +254,46 @@ def test_a_real_ten_minute_file_is_refused_as_too_long(
     assert "too long" in error.message
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (flac_hiding_length(2.0, 60.0), "holds more audio than its header declares"),
+        (flac_hiding_length(2.0, 30.0, 48_000, 2), "holds more audio than its header declares"),
+        (flac_dense(655_350, 8, 2), "at most 192000 Hz"),
+        (flac_dense(48_000, 3, 2), "3 channels"),
+    ],
+    ids=["header-hides-58-s", "stereo-48k-header-hides-28-s", "655khz-8-channels",
+         "three-channels"],
+)
+def test_decode_bombs_are_refused_without_decoding_past_the_cap(
+    body: bytes, expected: str, server: ScriptedServer, make_cache: MakeCache
+) -> None:
+    """Issue 11 finding 1: the header no longer decides how much is decoded, and the rate and
+    channel count are bounded (before the fix all four were accepted)."""
+    url = server.file("/bomb.flac", body, content_type="audio/flac")
+    cache = make_cache()
+    error = _fails(cache, url, ErrorCode.VOICE_NOT_AUDIO)
+    assert expected in error.message
+    assert cache.stats()["entries"] == 0 and _blob_files(cache) == []
+
+
+def test_the_reference_is_the_first_minute_at_the_model_rate(
+    server: ScriptedServer, make_cache: MakeCache
+) -> None:
+    """A long stereo voice at 48 kHz is handed to the model as its first 60 s, mono, 22 050 Hz:
+    the model never decodes the downloaded file."""
+    long_voice = voice_bytes(90.0, 48_000)
+    signal, _ = sf.read(io.BytesIO(long_voice), dtype="int16")
+    buffer = io.BytesIO()
+    sf.write(buffer, np.stack([signal, signal], axis=1), 48_000, format="FLAC")
+    url = server.file("/long.flac", buffer.getvalue(), content_type="audio/flac")
+    fetched = make_cache().fetch(url)
+    assert fetched.duration_s == pytest.approx(90.0, abs=0.05)
+    assert fetched.sample_rate == 48_000
+    _assert_reference_of(fetched.path, buffer.getvalue())
+    assert fetched.bytes < 60 * REFERENCE_RATE * 4 + 1024
+
+
 def test_checksum_mismatch_is_refused_and_not_cached(
     server: ScriptedServer, make_cache: MakeCache
 ) -> None:
@@ -296,9 +357,8 @@ def test_least_recently_used_files_are_evicted_over_the_total_cap(
     voices = {name: voice_bytes(2.0, pitch_hz=pitch) for name, pitch in
               (("a", 150.0), ("b", 200.0), ("c", 250.0))}
     urls = {name: server.file(f"/{name}.wav", data) for name, data in voices.items()}
-    size = len(voices["a"])
+    size = make_cache().fetch(urls["a"]).bytes  # every reference of 2 s has this size
     cache = make_cache(max_total_bytes=int(size * 2.5))
-
     cache.fetch(urls["a"])
     cache.fetch(urls["b"])
     assert cache.fetch(urls["a"]).cache == "hit"  # b is now the least recently used
@@ -311,6 +371,7 @@ def test_least_recently_used_files_are_evicted_over_the_total_cap(
     assert cache.fetch(urls["c"]).cache == "hit"
     assert cache.fetch(urls["b"]).cache == "miss"
     assert server.hits["/b.wav"] == 2 and server.hits["/a.wav"] == 1
+    assert server.hits["/c.wav"] == 1
 
 
 def test_a_file_larger_than_the_whole_cache_is_still_served(
@@ -319,7 +380,7 @@ def test_a_file_larger_than_the_whole_cache_is_still_served(
     data = voice_bytes()
     url = server.file("/voice.wav", data)
     cache = make_cache(max_total_bytes=len(data) // 2)
-    assert cache.fetch(url).path.read_bytes() == data
+    _assert_reference_of(cache.fetch(url).path, data)
 
 
 @pytest.mark.parametrize("damage", ["flip-a-byte", "truncate", "delete"])
@@ -330,6 +391,7 @@ def test_damaged_cached_file_is_detected_and_fetched_again(
     url = server.file("/voice.wav", data)
     cache = make_cache()
     path = cache.fetch(url).path
+    reference = path.read_bytes()
     if damage == "flip-a-byte":
         raw = bytearray(path.read_bytes())
         raw[len(raw) // 2] ^= 0xFF
@@ -342,7 +404,7 @@ def test_damaged_cached_file_is_detected_and_fetched_again(
     again = cache.fetch(url)
 
     assert again.cache == "miss"
-    assert again.path.read_bytes() == data
+    assert again.path.read_bytes() == reference
     assert server.hits["/voice.wav"] == 2
     assert cache.stats()["corrupt_replaced"] == (0 if damage == "delete" else 1)
 

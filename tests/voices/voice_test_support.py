@@ -64,6 +64,37 @@ def flac_claiming_hours(hours: float = 2.0) -> bytes:
     return bytes(data)
 
 
+def flac_hiding_length(
+    declared_s: float = 2.0, holds_s: float = 60.0, sample_rate: int = 22_050, channels: int = 1
+) -> bytes:
+    """A FLAC holding ``holds_s`` of voice whose STREAMINFO declares ``declared_s``: libsndfile
+    decodes only what the header declares, FFmpeg (what XTTS's ``load_audio`` uses) all of it."""
+    data = bytearray(voice_bytes(holds_s, sample_rate, fmt="FLAC"))
+    if channels > 1:
+        signal, _ = sf.read(io.BytesIO(bytes(data)), dtype="int16")
+        buffer = io.BytesIO()
+        sf.write(buffer, np.repeat(signal[:, None], channels, axis=1), sample_rate,
+                 format="FLAC", subtype="PCM_16")
+        data = bytearray(buffer.getvalue())
+    (word,) = struct.unpack_from(">Q", data, 18)
+    mask = (1 << 36) - 1
+    struct.pack_into(">Q", data, 18, (word & ~mask) | int(sample_rate * declared_s))
+    return bytes(data)
+
+
+def flac_dense(sample_rate: int = 655_350, channels: int = 8, seconds: int = 60) -> bytes:
+    """A FLAC at ``sample_rate`` Hz on ``channels`` channels holding ``seconds`` of a constant
+    level: a few hundred KB that decode to ``sample_rate * channels * seconds`` samples (60 s at
+    655 350 Hz on 8 channels is 1.26 GB of float32), with an honest header."""
+    buffer = io.BytesIO()
+    block = np.full((sample_rate, channels), 1000, dtype=np.int16)
+    with sf.SoundFile(buffer, "w", samplerate=sample_rate, channels=channels, format="FLAC",
+                      subtype="PCM_16") as out:
+        for _ in range(seconds):
+            out.write(block)
+    return buffer.getvalue()
+
+
 # ---------------------------------------------------------------------------- HTTP server
 
 Route = Callable[[BaseHTTPRequestHandler], None]

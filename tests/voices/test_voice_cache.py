@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 from voice_test_support import (
+    RawServer,
     ScriptedServer,
     closed_port,
     flac_claiming_hours,
     flac_dense,
     flac_hiding_length,
     silent_wav,
+    tls_contexts,
     voice_bytes,
 )
 
@@ -176,6 +178,47 @@ def test_slow_drip_is_cut_off_by_the_total_timeout(
     error = _fails(cache, url, ErrorCode.VOICE_FETCH_FAILED)
     assert "longer than 1 s" in error.message
     assert f"127.0.0.1:{server.port}/drip.wav" in error.message
+
+
+@pytest.mark.parametrize("phase", ["header_drip", "tls_drip"])
+def test_a_drip_in_the_headers_or_the_tls_handshake_is_cut_off_by_the_total_deadline(
+    phase: str, make_cache: MakeCache
+) -> None:
+    """Issue 11 #2: one deadline covers connect, TLS, headers and body. Before the fix each
+    header (or handshake) read had its own timeout, so a server dripping a byte more often
+    than that held the download until the server itself stopped."""
+    with RawServer(phase, interval_s=0.3, limit_s=20.0) as server:
+        cache = make_cache(total_timeout_s=2.0, read_timeout_s=1.0, connect_timeout_s=1.0)
+        error = _fails(cache, server.url(), ErrorCode.VOICE_FETCH_FAILED)
+        assert "took longer than 2 s" in error.message, error.message
+        assert server.cut.wait(10), "the download did not hang up while the server dripped"
+
+
+def test_https_download_pins_the_address_and_sends_sni(make_cache: MakeCache) -> None:
+    """TLS through the deadline backend: the certificate is checked against the URL's host
+    name, sent as SNI, while the connection goes to the address vetted for it."""
+    server_context, client_context = tls_contexts("voices.example")
+    data = voice_bytes()
+    with RawServer("https", body=data, tls_context=server_context) as server:
+        resolver = FakeResolver({"voices.example": ["127.0.0.1"]})
+        cache = make_cache(resolver=resolver, verify=client_context)
+        fetched = cache.fetch(server.url(host="voices.example"))
+        assert fetched.sha256 == hashlib.sha256(data).hexdigest()
+        assert server.server_names == ["voices.example"]
+        wrong = make_cache(root=cache.root.parent / "wrong", resolver=resolver)
+        error = _fails(wrong, server.url(host="voices.example") + "?v=2",
+                       ErrorCode.VOICE_FETCH_FAILED)
+        assert "certificate" in error.message.lower() or "tls" in error.message.lower()
+
+
+class FakeResolver:
+    """Names map to addresses; nothing else resolves."""
+
+    def __init__(self, names: dict[str, list[str]]) -> None:
+        self.names = names
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        return self.names.get(host, [])
 
 
 def test_stalled_body_hits_the_read_timeout(

@@ -28,6 +28,14 @@ when the total passes ``max_total_bytes`` the least recently used files are evic
 never fails because the cache is full); a full disk evicts and retries once. Downloads follow
 :mod:`honora_tts.voices.download` (SSRF policy, pinned addresses, size and time limits).
 
+The root is trusted only when this process owns it: a root that is a symbolic link, is not a
+directory, belongs to another user or is writable by group or others is refused
+(:class:`UnsafeCacheRoot`, an ``internal_error`` naming the fix) rather than used, because
+whoever can write there could plant index records or links. Directories are made 0700 and
+files 0600 (no other local user reads the voices), files are opened without following links,
+and an index record can only name a file ``blobs/<sha256>.wav`` inside the root: any other
+record is dropped without touching the file it names.
+
 Residual risk: a file handed out by :meth:`VoiceCache.fetch` can be evicted by a later fetch
 before the caller opens it if the cache is far too small for the working set; size
 ``max_total_bytes`` well above the voices in use at once.
@@ -42,6 +50,7 @@ import logging
 import os
 import re
 import ssl
+import stat
 import threading
 import time
 import uuid
@@ -80,8 +89,23 @@ _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_S = 3600.0
 _ORPHAN_GRACE_S = 60.0
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BLOB_NAME = re.compile(r"^[0-9a-f]{64}\.wav$")
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
 _HASH_CHUNK = 1 << 20
 _LOCK_STRIPE_CHARS = 2  # hex characters of the key naming its download lock: 256 files at most
+
+
+class UnsafeCacheRoot(WorkerError):
+    """The voice cache directory (or one inside it) is not this process's alone: a symbolic
+    link, not a directory, owned by another user, or writable by group or others."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            ErrorCode.INTERNAL_ERROR,
+            f"the voice cache directory {path} is not safe to use: {why}; remove it, or set "
+            f"{ROOT_ENV} to a directory that only this worker's user owns and can write",
+        )
 
 
 @dataclass(frozen=True)
@@ -154,8 +178,8 @@ class VoiceCache:
         self._counters = {
             "downloads": 0, "hits": 0, "evictions": 0, "corrupt_replaced": 0, "refused": 0,
         }  # fmt: skip
-        self._blobs.mkdir(parents=True, exist_ok=True)
-        self._download_locks.mkdir(exist_ok=True)
+        for directory in (self.root, self._blobs, self._download_locks):
+            _private_directory(directory)
         self._tidy()
 
     def __repr__(self) -> str:
@@ -247,7 +271,7 @@ class VoiceCache:
             record = dict(index["blobs"].get(sha) or {}) if sha else {}
         if not sha or not record:
             return None
-        path = self._blobs / record["file"]
+        path = self._blobs / record["file"]  # a blob name: _read_index drops anything else
         intact = _file_matches(path, int(record["bytes"]), record["file_sha256"])
         with self._edit_index() as index:
             current = index["blobs"].get(sha)
@@ -381,7 +405,7 @@ class VoiceCache:
 
     def _drop_blob(self, index: dict[str, Any], sha: str) -> None:
         record = index["blobs"].pop(sha, None)
-        if record is not None:
+        if record is not None and _BLOB_NAME.match(record["file"]):
             (self._blobs / record["file"]).unlink(missing_ok=True)
         for url_key in [k for k, v in index["urls"].items() if v == sha]:
             del index["urls"][url_key]
@@ -394,7 +418,7 @@ class VoiceCache:
             known = {record["file"] for record in index["blobs"].values()}
             for entry in self._blobs.iterdir():
                 try:
-                    age = now - entry.stat().st_mtime
+                    age = now - entry.lstat().st_mtime
                 except FileNotFoundError:
                     continue
                 is_temp = entry.name.startswith(_TEMP_PREFIX)
@@ -403,7 +427,7 @@ class VoiceCache:
                 ):
                     entry.unlink(missing_ok=True)
             for sha, record in list(index["blobs"].items()):
-                if not (self._blobs / record["file"]).exists():
+                if not _regular_file(self._blobs / record["file"]):
                     self._drop_blob(index, sha)
             self._evict(index, self.max_total_bytes, keep=None)
 
@@ -415,7 +439,7 @@ class VoiceCache:
             yield
             return
         path = self._download_locks / f"{key[:_LOCK_STRIPE_CHARS]}.lock"
-        with open(path, "a+b") as lock_file:
+        with _open_private(path) as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             yield
 
@@ -425,7 +449,7 @@ class VoiceCache:
     def _edit_index(self, *, write: bool = True) -> Iterator[dict[str, Any]]:
         """The index, locked against other threads and processes; saved on exit if ``write``.
         Never nested."""
-        with self._index_lock, open(self._lock_path, "a+b") as lock_file:
+        with self._index_lock, _open_private(self._lock_path) as lock_file:
             if fcntl is not None:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
             index = self._read_index()
@@ -440,7 +464,9 @@ class VoiceCache:
     def _read_index(self) -> dict[str, Any]:
         empty: dict[str, Any] = {"version": _INDEX_VERSION, "urls": {}, "blobs": {}}
         try:
-            index = json.loads(self._index_path.read_bytes())
+            fd = os.open(self._index_path, os.O_RDONLY | os.O_NOFOLLOW)
+            with open(fd, "rb") as handle:
+                index = json.loads(handle.read())
         except FileNotFoundError:
             return empty
         except (OSError, ValueError) as exc:
@@ -449,8 +475,18 @@ class VoiceCache:
             return empty
         if not isinstance(index, dict) or index.get("version") != _INDEX_VERSION:
             return empty
-        index.setdefault("urls", {})
-        index.setdefault("blobs", {})
+        urls, blobs = index.get("urls"), index.get("blobs")
+        if not isinstance(urls, dict) or not isinstance(blobs, dict):
+            return empty
+        kept = {sha: record for sha, record in blobs.items() if _valid_record(sha, record)}
+        if len(kept) != len(blobs):
+            logger.warning("voice cache index %s: dropped %d malformed records",
+                           self._index_path, len(blobs) - len(kept))
+        index["blobs"] = kept
+        index["urls"] = {
+            key: sha for key, sha in urls.items()
+            if isinstance(key, str) and isinstance(sha, str) and sha in kept
+        }  # fmt: skip
         return index
 
     def _count(self, name: str, amount: int = 1) -> None:
@@ -459,15 +495,68 @@ class VoiceCache:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory."""
+    """Write ``data`` to ``path`` (mode 0600) through a new temporary file in the same
+    directory; a link planted at ``path`` is replaced, never followed."""
     temp = path.with_name(f"{_TEMP_PREFIX}{uuid.uuid4().hex}{path.suffix}")
     try:
-        with open(temp, "xb") as handle:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, _FILE_MODE)
+        with open(fd, "wb") as handle:
             handle.write(data)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def _private_directory(path: Path) -> None:
+    """Create ``path`` (0700) or check that the one there is this process's alone."""
+    try:
+        path.mkdir(mode=_DIR_MODE, parents=True)
+    except FileExistsError:
+        pass
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        raise UnsafeCacheRoot(path, f"it cannot be inspected ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeCacheRoot(path, "it is a symbolic link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeCacheRoot(path, "it is not a directory")
+    if info.st_uid != os.geteuid():
+        raise UnsafeCacheRoot(path, f"it belongs to uid {info.st_uid}, not {os.geteuid()}")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeCacheRoot(path, f"others can write to it (mode {info.st_mode & 0o777:o})")
+    if info.st_mode & 0o077:
+        os.chmod(path, _DIR_MODE)
+
+
+def _open_private(path: Path) -> Any:
+    """``path`` opened for locking (created 0600), never through a symbolic link."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, _FILE_MODE)
+    return open(fd, "a+b")
+
+
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _valid_record(sha: object, record: object) -> bool:
+    """A blob record as this module writes it; its file can only be ``<sha256>.wav``."""
+    if not isinstance(sha, str) or not _SHA256.match(sha) or not isinstance(record, dict):
+        return False
+    name, file_sha = record.get("file"), record.get("file_sha256")
+    if not isinstance(name, str) or not _BLOB_NAME.match(name):
+        return False
+    if not isinstance(file_sha, str) or not _SHA256.match(file_sha):
+        return False
+    numbers = ("bytes", "duration_s", "sample_rate", "last_used")
+    return all(
+        isinstance(record.get(k), int | float) and not isinstance(record.get(k), bool)
+        for k in numbers
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -482,7 +571,8 @@ def file_sha256(path: Path) -> str:
 def _file_matches(path: Path, size: int, sha: str) -> bool | None:
     """True when intact, False when changed, None when missing."""
     try:
-        if path.stat().st_size != size:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
             return False
         return file_sha256(path) == sha
     except FileNotFoundError:

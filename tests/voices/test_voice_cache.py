@@ -6,6 +6,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import json
+import os
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +31,7 @@ from voice_test_support import (
 from honora_tts.protocol import ErrorCode, WorkerError
 from honora_tts.voices import cache as cache_module
 from honora_tts.voices.audio_check import REFERENCE_MAX_S, REFERENCE_RATE
-from honora_tts.voices.cache import VoiceCache, default_voice_cache
+from honora_tts.voices.cache import UnsafeCacheRoot, VoiceCache, default_voice_cache
 
 MakeCache = Callable[..., VoiceCache]
 
@@ -514,3 +517,86 @@ def test_default_cache_comes_from_the_environment(
         assert cache.policy.allow_private is False
     finally:
         cache.close()
+
+
+# ---------------------------------------------------------------------------- issue 11 #4
+
+
+def _plant_index(root: Path, records: dict[str, dict[str, object]]) -> None:
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    index = {"version": cache_module._INDEX_VERSION, "urls": {}, "blobs": records}
+    (root / "index.json").write_text(json.dumps(index))
+
+
+def _planted_record(file: str, size: int = 10**12) -> dict[str, object]:
+    return {"file": file, "bytes": size, "file_sha256": "0" * 64, "duration_s": 2.0,
+            "sample_rate": 16_000, "last_used": 0.0, "id": "planted"}
+
+
+def test_planted_index_records_cannot_delete_files_outside_the_cache(
+    tmp_path: Path, make_cache: MakeCache, server: ScriptedServer
+) -> None:
+    """Issue 11 #4: an index record naming a file outside the cache (absolute or ``..``) used
+    to be evicted at start-up, deleting that file. Such records are now dropped untouched."""
+    victims = [tmp_path / "victim-absolute.txt", tmp_path / "victim-relative.txt"]
+    for victim in victims:
+        victim.write_text("precious")
+    root = tmp_path / "voice-cache"
+    _plant_index(root, {
+        "a" * 64: _planted_record(str(victims[0])),
+        "b" * 64: _planted_record("../../victim-relative.txt"),
+    })
+    cache = make_cache(root=root, max_total_bytes=1)
+    cache.fetch(server.file("/voice.wav", voice_bytes()))  # evicts down to the 1-byte cap
+    assert all(victim.read_text() == "precious" for victim in victims)
+    assert cache.stats()["entries"] == 1
+
+
+def test_a_blobs_link_or_a_root_others_control_is_refused(
+    tmp_path: Path, make_cache: MakeCache
+) -> None:
+    """Issue 11 #4: a ``blobs`` symbolic link used to be followed (orphan clean-up deleted the
+    files it pointed at); a root owned by another user or writable by others was trusted."""
+    victim_dir = tmp_path / "victim"
+    victim_dir.mkdir()
+    (victim_dir / "old.txt").write_text("precious")
+    os.utime(victim_dir / "old.txt", (0, 0))  # older than the orphan grace period
+    linked = tmp_path / "linked-cache"
+    linked.mkdir(mode=0o700)
+    (linked / "blobs").symlink_to(victim_dir)
+    with pytest.raises(UnsafeCacheRoot, match="symbolic link") as caught:
+        make_cache(root=linked)
+    assert caught.value.code == ErrorCode.INTERNAL_ERROR and "HONORA_VOICE_CACHE" in str(caught.value)
+    assert (victim_dir / "old.txt").read_text() == "precious"
+
+    shared = tmp_path / "shared-cache"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(UnsafeCacheRoot, match="others can write"):
+        make_cache(root=shared)
+    link_root = tmp_path / "link-root"
+    link_root.symlink_to(victim_dir)
+    with pytest.raises(UnsafeCacheRoot, match="symbolic link"):
+        make_cache(root=link_root)
+    if os.geteuid() == 0:
+        foreign = tmp_path / "foreign-cache"
+        foreign.mkdir(mode=0o700)
+        os.chown(foreign, 65534, 65534)
+        with pytest.raises(UnsafeCacheRoot, match="belongs to uid 65534"):
+            make_cache(root=foreign)
+
+
+def test_cache_directories_are_0700_and_files_0600(
+    tmp_path: Path, make_cache: MakeCache, server: ScriptedServer
+) -> None:
+    """Issue 11 #4: blobs used to be world-readable (0644) under a 0755 root."""
+    root = tmp_path / "voice-cache"
+    root.mkdir(mode=0o755)
+    root.chmod(0o755)
+    cache = make_cache(root=root)
+    fetched = cache.fetch(server.file("/voice.wav", voice_bytes()))
+    for directory in (root, root / "blobs", root / "locks"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    files = [fetched.path, root / "index.json", root / "index.lock", *(root / "locks").iterdir()]
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

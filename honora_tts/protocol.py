@@ -28,6 +28,8 @@ from pydantic import (
     field_validator,
 )
 
+from honora_tts.untrusted_text import escape_controls
+
 HANDLER_VERSION = 2
 
 #: Languages XTTS-v2 speaks (coqui-tts ``XttsConfig.languages``).
@@ -74,13 +76,20 @@ class ErrorCode(StrEnum):
 
 
 class ErrorInfo(BaseModel):
-    """A structured error: ``code`` is stable and machine-readable, ``message`` is for people."""
+    """A structured error: ``code`` is stable and machine-readable, ``message`` is for people.
+    ``message`` and ``field`` often quote the request (an unknown field's name); their control
+    characters are escaped, so an error can neither forge a log line nor drive a terminal."""
 
     model_config = ConfigDict(extra="forbid")
 
     code: ErrorCode
     message: str
     field: str | None = None
+
+    @field_validator("message", "field")
+    @classmethod
+    def _escaped(cls, value: str | None) -> str | None:
+        return None if value is None else escape_controls(value)
 
 
 class WorkerError(Exception):

@@ -14,7 +14,6 @@ p3``: 1.9x one worker's throughput under a full queue), at the price that a job 
 a busy worker while another worker is idle: use it when the queue is rarely empty.
 """
 
-import logging
 import os
 import sys
 
@@ -24,12 +23,13 @@ sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
 import runpod
 
 from honora_tts import handler
+from honora_tts.log_safety import configure_logging
 from honora_tts.version import streaming_enabled
 
-logging.basicConfig(
-    level=os.environ.get("HONORA_LOG_LEVEL", "INFO"),
-    format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    stream=sys.stderr,
+configure_logging(
+    os.environ.get("HONORA_LOG_LEVEL", "INFO"),
+    "%(asctime)s %(levelname)s %(name)s: %(message)s",
+    sys.stderr,
 )
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from honora_tts.log_safety import configure_logging
 from honora_tts.protocol import HANDLER_VERSION
 
 NOTEBOOK = "01_deploy_verification"
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     summary_path = out / "summary.json"
     summary_path.unlink(missing_ok=True)
     if not args.quiet:
-        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        configure_logging(logging.WARNING, "%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
     executed = out / f"{NOTEBOOK}.ipynb"
     started = time.perf_counter()

@@ -440,6 +440,9 @@ def test_workers_survived_the_whole_corpus(pods, identities, voices) -> None:
         assert EOF_CRASH not in log
         assert "unexpected failure" not in log, "an input reached the catch-all"
         assert "Traceback" not in log and "Failed to return job results" not in log
+        # Issue 11 #5: no request text forged a line or reached the terminal raw.
+        assert "\x1b" not in log
+        assert not any(line.startswith("2099-") for line in log.splitlines())
     assert voices.hits["/ssrf/target.wav"] == 0
     # Every SSRF case was refused by the address policy: nothing was downloaded but the
     # checkpoint's voice from the trusted host.

@@ -172,3 +172,24 @@ def test_hostile_voices_are_refused_within_300_mb_of_idle(
     after = _speak(driver, f"{base}/voice.wav", "red-team-after-bombs")
     assert after["status"] == "COMPLETED" and after["workerId"] == worker["id"], after
     assert "Traceback" not in worker_log(_worker(pod))
+
+
+# ---------------------------------------------------------------------------- finding 5
+
+
+def test_a_forged_field_name_reaches_neither_the_error_nor_the_worker_log(
+    pod: LocalPod, driver: PodDriver
+) -> None:
+    """Finding 5 (log forging): an unknown field whose name holds a line break and terminal
+    escapes came back as the error's ``field`` and was logged raw, forging a worker log line.
+    Now both show it escaped."""
+    forged = "\n\x1b[2J2099-01-01 00:00:00,000 INFO honora_tts.worker: request forged: done"
+    status = driver.run_to_end({"text": "Hello.", forged: 1, "request_id": "red-team-forge"})
+    assert status["status"] == "FAILED", status
+    error = worker_error(status)
+    assert error["code"] == "invalid_input"
+    assert error["field"] == forged.replace("\n", "\\n").replace("\x1b", "\\x1b")
+    assert "\x1b" not in error["message"] and "\n" not in error["message"]
+    log = worker_log(_worker(pod))
+    assert "red-team-forge" in log and "\x1b" not in log
+    assert not any(line.startswith("2099-01-01") for line in log.splitlines())

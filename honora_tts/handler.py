@@ -292,7 +292,9 @@ def _deliver(
         return AudioPayload(
             **common, delivery="base64", base64=base64.b64encode(data).decode("ascii")
         )
-    key = f"outputs/{request_id}/{audio_key}.{output.format}"
+    # The worker names the object by its content (never by the caller's request_id): no
+    # caller can place it elsewhere, and a repeat can only rewrite the same bytes.
+    key = f"outputs/{sha}.{output.format}"
     try:
         url = bucket.put_bytes(key, data, _CONTENT_TYPES[output.format])
     except Exception as exc:

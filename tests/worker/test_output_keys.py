@@ -1,0 +1,70 @@
+"""Issue 11 #8: the output object's key is derived by the worker, never from the caller's
+``request_id``: URL delivery into a real S3-protocol bucket (moto) through the handler."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from honora_tts import handler
+
+SHORT = {"max_new_tokens": 24}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_caches(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HONORA_VOICE_CACHE", str(tmp_path_factory.mktemp("voice-cache")))
+    from honora_tts.voices import cache as voice_cache_module
+
+    mp.setattr(voice_cache_module, "_default_cache", None)
+    handler.warm_up()
+    yield
+    mp.undo()
+
+
+@pytest.fixture
+def bucket(monkeypatch):
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
+                          aws_secret_access_key="test", region_name="us-east-1")
+        s3.create_bucket(Bucket="outputs")
+        for name, value in (("BUCKET_ENDPOINT_URL", endpoint), ("BUCKET_ACCESS_KEY_ID", "test"),
+                            ("BUCKET_SECRET_ACCESS_KEY", "test"), ("BUCKET_NAME", "outputs")):
+            monkeypatch.setenv(name, value)
+        yield s3
+    finally:
+        server.stop()
+
+
+def _deliver(text: str, request_id: str, seed: int, job_id: str) -> dict:
+    answer = handler.handle({"id": job_id, "input": {
+        "text": text, "request_id": request_id, "output": {"delivery": "url"},
+        "params": {**SHORT, "seed": seed},
+    }})
+    assert answer["status"] == "ok", answer.get("error")
+    return answer["audio"]
+
+
+def test_the_caller_cannot_choose_or_overwrite_the_output_object(bucket) -> None:
+    """Before the fix the key was ``outputs/{request_id}/audio.wav``: ``../`` segments left the
+    prefix, and a second job with the same request_id overwrote an object whose signed URL
+    was already handed out."""
+    import httpx
+
+    first = _deliver("The first sentence.", "../../escaped", 1, "job-a")
+    second = _deliver("Another sentence, quite different.", "../../escaped", 2, "job-b")
+    keys = [obj["Key"] for obj in bucket.list_objects_v2(Bucket="outputs")["Contents"]]
+    assert sorted(keys) == sorted(f"outputs/{a['sha256']}.wav" for a in (first, second))
+    assert not any(".." in key or "escaped" in key for key in keys)
+    for audio in (first, second):  # each URL still serves its own audio
+        body = httpx.get(audio["url"], timeout=10).content
+        assert hashlib.sha256(body).hexdigest() == audio["sha256"]

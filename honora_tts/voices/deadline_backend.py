@@ -180,10 +180,13 @@ class DeadlineStream(httpcore.NetworkStream):
         tls = self._tls[0]
         view = memoryview(buffer)
         while view:
+            part = view
+
+            def write_part(part: memoryview = part) -> int:
+                return tls.write(part)
+
             try:
-                written = self._tls_io(
-                    lambda part=view: tls.write(part), timeout, httpcore.WriteTimeout
-                )
+                written = self._tls_io(write_part, timeout, httpcore.WriteTimeout)
             except ssl.SSLError as exc:
                 raise httpcore.WriteError(str(exc)) from None
             view = view[written:]

@@ -10,6 +10,7 @@ import pytest
 from honora_tts import handler
 
 SHORT = {"max_new_tokens": 24}
+BUCKET = "issue-11-output-keys"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,9 +37,10 @@ def bucket(monkeypatch):
         endpoint = f"http://{host}:{port}"
         s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test",
                           aws_secret_access_key="test", region_name="us-east-1")
-        s3.create_bucket(Bucket="outputs")
+        # moto keeps buckets per process: a bucket of this test's own, empty.
+        s3.create_bucket(Bucket=BUCKET)
         for name, value in (("BUCKET_ENDPOINT_URL", endpoint), ("BUCKET_ACCESS_KEY_ID", "test"),
-                            ("BUCKET_SECRET_ACCESS_KEY", "test"), ("BUCKET_NAME", "outputs")):
+                            ("BUCKET_SECRET_ACCESS_KEY", "test"), ("BUCKET_NAME", BUCKET)):
             monkeypatch.setenv(name, value)
         yield s3
     finally:
@@ -62,7 +64,7 @@ def test_the_caller_cannot_choose_or_overwrite_the_output_object(bucket) -> None
 
     first = _deliver("The first sentence.", "../../escaped", 1, "job-a")
     second = _deliver("Another sentence, quite different.", "../../escaped", 2, "job-b")
-    keys = [obj["Key"] for obj in bucket.list_objects_v2(Bucket="outputs")["Contents"]]
+    keys = [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert sorted(keys) == sorted(f"outputs/{a['sha256']}.wav" for a in (first, second))
     assert not any(".." in key or "escaped" in key for key in keys)
     for audio in (first, second):  # each URL still serves its own audio

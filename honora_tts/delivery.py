@@ -68,10 +68,10 @@ class AudioDelivery:
         return cls(output_bucket_for(settings), settings.url_delivery_bytes)
 
     def payload(
-        self, data: bytes, duration_s: float, output: OutputSpec, request_id: str, audio_key: str
+        self, data: bytes, duration_s: float, output: OutputSpec
     ) -> AudioPayload:
         """Base64, or (``delivery`` ``url``, or ``auto`` above :attr:`url_delivery_bytes` with
-        a bucket) uploaded under ``outputs/{request_id}/{audio_key}.{format}``."""
+        a bucket) uploaded under ``outputs/{content sha256}.{format}``."""
         sha = hashlib.sha256(data).hexdigest()
 
         def described(
@@ -98,7 +98,9 @@ class AudioDelivery:
                 )
         if bucket is None:
             return described("base64", inline=base64.b64encode(data).decode("ascii"))
-        key = f"outputs/{request_id}/{audio_key}.{output.format}"
+        # The worker names the object by its content, never by the caller's request_id: no
+        # caller can place it elsewhere, and a repeat can only rewrite the same bytes.
+        key = f"outputs/{sha}.{output.format}"
         try:
             url = bucket.put_bytes(key, data, CONTENT_TYPES[output.format])
         except Exception as exc:

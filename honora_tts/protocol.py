@@ -28,6 +28,8 @@ from pydantic import (
     field_validator,
 )
 
+from honora_tts.untrusted_text import escape_controls
+
 HANDLER_VERSION = 2
 
 #: Languages XTTS-v2 speaks (coqui-tts ``XttsConfig.languages``).
@@ -44,6 +46,8 @@ MAX_SECTIONS = 500
 MAX_BATCH_CHARS = 100_000
 MAX_REQUEST_ID_CHARS = 128
 MAX_URL_CHARS = 2_048
+#: The most seconds of reference voice a request may ask the latents to use (``max_ref_length``).
+MAX_REF_LENGTH_S = 60
 
 #: Keys that earlier clients used to embed the reference voice as base64. Such requests are
 #: what crashed the old workers; they are refused with ``voice_embedded``.
@@ -72,13 +76,20 @@ class ErrorCode(StrEnum):
 
 
 class ErrorInfo(BaseModel):
-    """A structured error: ``code`` is stable and machine-readable, ``message`` is for people."""
+    """A structured error: ``code`` is stable and machine-readable, ``message`` is for people.
+    ``message`` and ``field`` often quote the request (an unknown field's name); their control
+    characters are escaped, so an error can neither forge a log line nor drive a terminal."""
 
     model_config = ConfigDict(extra="forbid")
 
     code: ErrorCode
     message: str
     field: str | None = None
+
+    @field_validator("message", "field")
+    @classmethod
+    def _escaped(cls, value: str | None) -> str | None:
+        return None if value is None else escape_controls(value)
 
 
 class WorkerError(Exception):
@@ -158,7 +169,7 @@ class SynthesisParams(_Strict):
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
     #: Latent extraction: seconds of reference used.
     gpt_cond_len: Annotated[int, Field(ge=1, le=30)] | None = None
-    max_ref_length: Annotated[int, Field(ge=1, le=60)] | None = None
+    max_ref_length: Annotated[int, Field(ge=1, le=MAX_REF_LENGTH_S)] | None = None
     #: Streaming: GPT tokens per streamed chunk.
     stream_chunk_size: Annotated[int, Field(ge=4, le=200)] | None = None
 

@@ -248,7 +248,6 @@ class SynthesisService:
         assert request.text is not None
         rendered, payload = self._deliver_one(
             request.text, request.language, request.voice_url, request.voice_sha256, request,
-            request_id, "audio",
         )
         timings = rendered.timings.model_copy(
             update={"total_ms": round((time.perf_counter() - started) * 1000, 2)}
@@ -318,15 +317,11 @@ class SynthesisService:
         voice_url: str | None,
         voice_sha256: str | None,
         request: SynthesizeRequest,
-        request_id: str,
-        audio_key: str,
     ) -> tuple[RenderedSpeech, Any]:
         voice = self.voice(voice_url, voice_sha256)
         rendered = self.render(text, language, voice, request.params, request.output)
         delivered = time.perf_counter()
-        payload = self.delivery.payload(
-            rendered.data, rendered.duration_s, request.output, request_id, audio_key
-        )
+        payload = self.delivery.payload(rendered.data, rendered.duration_s, request.output)
         # Uploading to the output bucket is part of encoding, as the response documents it.
         encode_ms = rendered.timings.encode_ms + (time.perf_counter() - delivered) * 1000
         timings = rendered.timings.model_copy(update={"encode_ms": round(encode_ms, 2)})
@@ -355,7 +350,7 @@ class SynthesisService:
                     section.language or request.language,
                     section.voice_url or request.voice_url,
                     section.voice_sha256 or (None if section.voice_url else request.voice_sha256),
-                    request, request_id, f"section-{index}",
+                    request,
                 )
             except WorkerError as exc:
                 results.append(SectionResult(

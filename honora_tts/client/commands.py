@@ -23,6 +23,7 @@ from honora_tts.client._exceptions import (
 from honora_tts.client.endpoint import EndpointClient
 from honora_tts.client.local_files import output_format, resolve_voice_file, voices_dir
 from honora_tts.client.results import HealthReport, SectionRequest, SynthesisResult
+from honora_tts.log_safety import configure_logging
 from honora_tts.settings import ClientSettings
 
 EXIT_OK = 0
@@ -54,10 +55,7 @@ def _run(
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.INFO if args.verbose else logging.WARNING)
     owned = client is None
     try:
         if client is None:

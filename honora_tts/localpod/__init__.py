@@ -17,11 +17,20 @@ RunPod behaviours mirrored, and the choices made where RunPod documents none:
   A FAILED job carries ``error`` exactly as the worker sent it (a string or an object) and
   ``output`` when the worker returned one alongside the error. Errors localpod itself decides
   are objects ``{"code", "message"}``: ``worker_died``, ``execution_timeout``, ``ttl_expired``,
-  ``result_lost``, ``result_too_large``, ``stream_chunk_too_large``, ``purged``.
+  ``result_lost``, ``result_too_large``, ``stream_chunk_too_large``, ``purged``,
+  ``input_unsendable``.
 - Body limits: ``/run`` 10 MB, ``/runsync`` 20 MB (MiB: 10485760 and 20971520 bytes, as
   ``runpodctl`` counts them), answered ``413`` with ``{"error": "..."}`` naming both sizes. A
   worker's job-done body over 20 MiB or a stream chunk over 1 MiB is refused with 400 and the job
   ends FAILED at once (RunPod would leave it to time out).
+- Nesting: RunPod documents no limit on how deeply a body may nest. Python's JSON encoder gives
+  up near 1000 levels (its recursion limit, reached sooner deep in a server's stack than at
+  parse time), so localpod answers ``400 {"error"}`` to a ``/run`` or ``/runsync`` body nested
+  more than 800 levels deep, the body counting as one (``MAX_NESTING_DEPTH``); deep enough for
+  any real input and for the bad-input corpus's 700-level probes of the worker's own checks.
+  A job's job-take JSON is built before the job is marked taken: a job whose input still
+  cannot be serialised ends FAILED ``input_unsendable`` on its own, and the jobs of the same
+  batch take are handed out (never lost with it).
 - Auth: ``Authorization: Bearer <key>`` (or the bare key); 401 ``{"error"}`` otherwise. Unknown
   endpoint id or job id: 404 ``{"error"}``.
 - Rate limits: off by default; ``rate_limit_per_10s=N`` gives each operation (run, runsync,

@@ -54,15 +54,6 @@ from honora_tts.localpod.supervisor import WorkerProcess
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 
-class _AsciiJSONResponse(JSONResponse):
-    """JSON with every non-ASCII character escaped. A job's input is handed to the worker as it
-    was accepted, and JSON escapes may hold lone surrogates that cannot be encoded as UTF-8
-    (starlette's rendering would fail with a 500 after the job was already handed out)."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -253,12 +244,12 @@ def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> Fa
             except ValueError:
                 return _error(400, "batch_size must be a whole number")
         in_progress = request.query_params.get("job_in_progress", "0") == "1"
-        jobs = await plane.take_jobs(worker, size, in_progress)
-        if not jobs:
+        taken = await plane.take_jobs(worker, size, in_progress)
+        if not taken:
             return Response(status_code=204)
-        if batch:
-            return _AsciiJSONResponse([job.job_take_view() for job in jobs])
-        return _AsciiJSONResponse(jobs[0].job_take_view())
+        bodies = [body for _, body in taken]
+        content = b"[" + b",".join(bodies) + b"]" if batch else bodies[0]
+        return Response(content, media_type="application/json")
 
     @app.get("/v2/{endpoint_id}/job-take/{worker_id}")
     async def job_take_single(request: Request, endpoint_id: str, worker_id: str) -> Response:

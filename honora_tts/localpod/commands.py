@@ -30,6 +30,7 @@ from honora_tts.localpod.discovery import (
 )
 from honora_tts.localpod.images import ImageSpecError, parse_image_spec
 from honora_tts.localpod.pod import LocalPod
+from honora_tts.log_safety import make_safe
 
 DEFAULT_PORT = 8000
 
@@ -102,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
     events = logging.getLogger("honora_tts.localpod")
     events.setLevel(logging.INFO)
-    events.addHandler(logging.StreamHandler(sys.stdout))
+    events_handler = logging.StreamHandler(sys.stdout)
+    make_safe([events_handler])
+    events.addHandler(events_handler)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:

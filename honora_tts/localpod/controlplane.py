@@ -40,6 +40,9 @@ MAX_RUNSYNC_BYTES = 20 * MIB
 #: What a worker may post: a job-done body (RunPod's 20 MB result limit) and one stream chunk.
 MAX_RESULT_BYTES = 20 * MIB
 MAX_STREAM_CHUNK_BYTES = 1 * MIB
+#: Deepest nesting of arrays and objects a submitted body may have, the body itself counting
+#: as one (RunPod documents none; see the package docstring).
+MAX_NESTING_DEPTH = 800
 
 RUNSYNC_DEFAULT_WAIT_MS = 90_000
 RUNSYNC_MIN_WAIT_MS = 1_000
@@ -338,6 +341,11 @@ class ControlPlane:
 
     def submit(self, body: Mapping[str, Any], route: Route) -> Job:
         """A validated ``/run`` or ``/runsync`` body -> a queued job."""
+        if nested_deeper_than(body, MAX_NESTING_DEPTH):
+            raise PolicyError(
+                f"the request body is nested more than {MAX_NESTING_DEPTH} levels deep; "
+                "send a flat input (a few levels of objects and arrays)"
+            )
         policy = self._policy(body.get("policy"))
         webhook = body.get("webhook")
         if webhook is not None:
@@ -421,9 +429,12 @@ class ControlPlane:
         worker = self.supervisor.workers.get(worker_id)
         return worker if worker is not None and worker.alive else None
 
-    async def take_jobs(self, worker: WorkerProcess, n: int, job_in_progress: bool) -> list[Job]:
-        """job-take: hand out up to ``n`` jobs, holding the poll open while the queue is
-        empty. The first job-take marks the worker ready (its model is loaded)."""
+    async def take_jobs(
+        self, worker: WorkerProcess, n: int, job_in_progress: bool
+    ) -> list[tuple[Job, bytes]]:
+        """job-take: hand out up to ``n`` jobs with their job-take JSON (built before a job is
+        marked taken), holding the poll open while the queue is empty. The first job-take marks
+        the worker ready (its model is loaded)."""
         self.counters["job_take_requests"] += 1
         if worker.phase == "initializing":
             worker.phase = "ready"
@@ -440,7 +451,7 @@ class ControlPlane:
         while True:
             if self.closing or not worker.alive:
                 break
-            jobs = self.table.take(worker.id, n)
+            jobs = self.table.take_encoded(worker.id, n)
             if jobs:
                 return jobs
             if not await self._work.wait(deadline - time.monotonic()):
@@ -517,6 +528,24 @@ class ControlPlane:
                 "localpod: %s failed its fitness check %s: %s",
                 worker.id, params.get("check"), params.get("reason"),
             )  # fmt: skip
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` (parsed JSON) nests arrays and objects more than ``limit`` levels deep,
+    ``value`` itself counting as one. Iterative: no recursion limit to hit."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _exit_reason(code: int | None) -> str:

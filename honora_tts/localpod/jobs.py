@@ -23,6 +23,7 @@ is ignored.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import deque
@@ -73,6 +74,15 @@ class JobNotRetryable(ValueError):
 def platform_error(code: str, message: str) -> dict[str, str]:
     """An error localpod itself puts on a job (as opposed to one the worker reported)."""
     return {"code": code, "message": message}
+
+
+def encode_take_view(job: Job) -> bytes:
+    """A job's job-take entry as JSON text with every non-ASCII character escaped: a job's input
+    is handed on as it was accepted, and JSON escapes may hold lone surrogates that cannot be
+    encoded as UTF-8."""
+    return json.dumps(job.job_take_view(), ensure_ascii=True, separators=(",", ":")).encode(
+        "ascii"
+    )
 
 
 @dataclass
@@ -176,6 +186,7 @@ COUNTER_NAMES = (
     "jobs_timed_out", "jobs_retried", "jobs_purged", "jobs_forgotten", "jobs_done_posts",
     "duplicate_done_posts", "late_done_posts", "unknown_done_posts", "stream_posts",
     "late_stream_posts", "stop_signals_sent", "stop_signals_resent", "workers_released_jobs",
+    "jobs_unsendable",
 )  # fmt: skip
 
 
@@ -320,19 +331,37 @@ class JobTable:
 
     def take(self, worker_id: str, n: int = 1) -> list[Job]:
         """Hand up to ``n`` queued jobs, oldest first, to ``worker_id``."""
-        taken: list[Job] = []
+        return [job for job, _ in self.take_encoded(worker_id, n)]
+
+    def take_encoded(self, worker_id: str, n: int = 1) -> list[tuple[Job, bytes]]:
+        """Hand up to ``n`` queued jobs, oldest first, to ``worker_id``, each with the JSON text
+        job-take sends for it (:func:`encode_take_view`). A job's text is built before the job
+        is marked taken: one whose input cannot be serialised ends FAILED
+        (``input_unsendable``) on its own, and the jobs taken with it are handed out."""
+        taken: list[tuple[Job, bytes]] = []
         now = self._clock()
         while self._queue and len(taken) < n:
             job_id = self._queue.popleft()
             if not self._queued(job_id):
                 continue
             job = self._jobs[job_id]
+            try:
+                body = encode_take_view(job)
+            except (ValueError, TypeError, RecursionError) as exc:
+                job.error = platform_error(
+                    "input_unsendable",
+                    f"the job's input cannot be serialised for a worker ({type(exc).__name__}); "
+                    "send plain JSON nested at most a few levels deep",
+                )
+                self.counters["jobs_unsendable"] += 1
+                self._end(job, JobState.FAILED)
+                continue
             job.state = JobState.IN_PROGRESS
             job.started_at = now
             job.worker_id = worker_id
             job.takes += 1
             self._held.setdefault(worker_id, set()).add(job_id)
-            taken.append(job)
+            taken.append((job, body))
         self.counters["jobs_taken"] += len(taken)
         return taken
 

@@ -222,12 +222,14 @@ def census_table(rows: Sequence[WorkerRow]) -> pd.DataFrame:
 
 
 def styled_census(table: pd.DataFrame) -> Any:
-    """The census table with flagged workers in red (a pandas Styler for notebooks)."""
+    """The census table with flagged workers in red (a pandas Styler for notebooks). Its cells
+    are what workers reported (model names, versions, notes): HTML-escaped, since a Styler,
+    unlike a DataFrame, puts cell text into its HTML as it is."""
     def colour(row: pd.Series) -> list[str]:
         style = "background-color: #fdd" if row["status"] != "OK" else "background-color: #dfd"
         return [style] * len(row)
 
-    return table.style.apply(colour, axis=1).hide(axis="index")
+    return table.style.format(escape="html").apply(colour, axis=1).hide(axis="index")
 
 
 def take_census(client: EndpointClient, probes: int, *, min_handler_version: int,
@@ -706,12 +708,15 @@ def advice_html(advice: Sequence[Advice]) -> str:
 
 
 def noise_banner_html(model_name: str | None) -> str:
-    """A loud warning shown above audio players when the model has random weights."""
+    """A loud warning shown above audio players when the model has random weights (the model
+    name, as the worker reported it, HTML-escaped)."""
+    import html
+
     if not is_random_weights_model(model_name):
         return ""
     return (
         '<div style="border:3px solid #c00;background:#fee;padding:10px;font-size:1.2em">'
         f"&#9888; <b>The audio below is NOISE</b>: the workers serve the tiny model "
-        f"(<code>{model_name}</code>) with random weights. It proves the pipeline works, not "
+        f"(<code>{html.escape(model_name or '')}</code>) with random weights. It proves the pipeline works, not "
         "that anything speaks. Verify a real deployment to hear speech.</div>"
     )

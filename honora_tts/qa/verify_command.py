@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from honora_tts.log_safety import configure_logging
 from honora_tts.protocol import HANDLER_VERSION
 from honora_tts.settings import ClientSettings
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not args.quiet:
-        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        configure_logging(logging.WARNING, "%(message)s")
         logging.getLogger("papermill").setLevel(logging.INFO)
     started = time.perf_counter()
     with chosen_endpoint(args) as target:

@@ -1,31 +1,70 @@
-"""Is a downloaded file a usable reference voice? Decoded with soundfile (libsndfile).
+"""Is a downloaded file a usable reference voice? And the one file the model reads in its place.
 
-Checks, in order: the header decodes; a WAV holds as many data bytes as its header declares
-(libsndfile silently shortens truncated WAVs, so this is checked on the RIFF chunks); the
-declared duration is within bounds (a header that claims hours is refused before anything is
-decoded); the sample rate is at least :data:`MIN_SAMPLE_RATE`; every frame decodes
-and the decoded count matches the header; the decoded duration is long enough; the peak is
-above :data:`SILENCE_DBFS`. Any failure is ``voice_not_audio`` with a message that says which.
+A voice file is untrusted: its header can lie about its length, and a tiny FLAC can hold
+minutes of audio at 655 350 Hz on eight channels. So nothing trusts the header for how much is
+decoded, and the model never decodes the original:
+
+1. The header is read with soundfile (libsndfile), nothing decoded yet: it must parse; a WAV
+   must hold as many data bytes as its header declares (libsndfile silently shortens truncated
+   WAVs, so this is checked on the RIFF chunks); the sample rate must lie between
+   :data:`MIN_SAMPLE_RATE` and :data:`MAX_SAMPLE_RATE`, the channels be at most
+   :data:`MAX_CHANNELS`, and the declared duration at most ``max_duration_s``.
+2. The audio is decoded ONCE, by FFmpeg (the decoder the model itself would use), streamed as
+   mono float32 at :data:`REFERENCE_RATE` (the rate XTTS loads a reference at), with FFmpeg held
+   to the demuxer libsndfile recognised and to local files. Decoding stops at a cap on samples
+   actually decoded, not declared: just past the header's duration (plus a tolerance), which
+   the previous step bounded by ``max_duration_s``. A file holding more audio than its header
+   declares, or less, is refused.
+3. The decoded duration must be long enough and the peak above :data:`SILENCE_DBFS`.
+4. The first :data:`REFERENCE_MAX_S` seconds (the most a request may ask the latents to use,
+   ``max_ref_length``) become :attr:`CheckedVoice.reference_wav`: a mono float WAV at the
+   model's rate, which the voice cache stores and hands to the model instead of the original.
+
+Memory stays bounded whatever the file: FFmpeg decodes frame by frame in its own process, this
+process holds one block plus the kept reference (at most about 5 MB). Every failure is
+``voice_not_audio`` with a message that says which check failed.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import re
 import struct
+import subprocess
+import tempfile
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from honora_tts.protocol import ErrorCode, WorkerError
+from honora_tts.protocol import MAX_REF_LENGTH_S, ErrorCode, WorkerError
 
 SILENCE_DBFS = -60.0
 MIN_SAMPLE_RATE = 8_000
-_BLOCK_FRAMES = 65_536
-#: Decoders may estimate the frame count of compressed formats (MP3) a little high.
+#: Studio recorders stop at 192 kHz; more only multiplies decoding work.
+MAX_SAMPLE_RATE = 192_000
+#: A reference voice is one speaker: mono or stereo.
+MAX_CHANNELS = 2
+#: XTTS ``get_conditioning_latents`` loads its reference at 22 050 Hz (``load_sr``).
+REFERENCE_RATE = 22_050
+REFERENCE_MAX_S = float(MAX_REF_LENGTH_S)
+#: Decoded length may differ from the header's by this fraction plus :data:`_LENGTH_SLACK_S`
+#: (MP3 headers are estimates; resampling rounds).
 _FRAME_COUNT_TOLERANCE = 0.01
+_LENGTH_SLACK_S = 0.05
+_DECODE_TIMEOUT_S = 120.0
+_BLOCK_BYTES = 4 * 65_536
 _WAV_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+#: libsndfile's format name -> the FFmpeg demuxer that must read it (never FFmpeg's own guess,
+#: which could pick a playlist or another container than the one checked).
+_DEMUXERS = {
+    "WAV": "wav", "WAVEX": "wav", "RF64": "wav", "W64": "w64", "FLAC": "flac", "OGG": "ogg",
+    "MP3": "mp3", "AIFF": "aiff", "AU": "au", "CAF": "caf",
+}  # fmt: skip
+_FFMPEG_PREFIX = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*")
 
 
 @dataclass(frozen=True)
@@ -36,77 +75,218 @@ class AudioFacts:
     subtype: str
     sample_rate: int
     channels: int
-    frames: int
-    duration_s: float
+    duration_s: float  # decoded, not declared
     peak_dbfs: float
 
 
+@dataclass(frozen=True)
+class CheckedVoice:
+    """A voice that passed every check, and the reference file the model reads in its place:
+    mono float32 WAV at :data:`REFERENCE_RATE`, at most :data:`REFERENCE_MAX_S` seconds."""
+
+    facts: AudioFacts
+    reference_wav: bytes
+
+
 def check_voice_audio(
-    data: bytes, *, source: str, min_duration_s: float, max_duration_s: float
-) -> AudioFacts:
-    """Validate ``data`` as a reference voice; ``source`` names it in error messages."""
+    data: bytes,
+    *,
+    source: str,
+    min_duration_s: float,
+    max_duration_s: float,
+    ffmpeg: str = "ffmpeg",
+) -> CheckedVoice:
+    """Validate ``data`` as a reference voice and prepare its reference file (see the module
+    docstring); ``source`` names it in error messages, ``ffmpeg`` is the decoder's path."""
     try:
         info = sf.info(io.BytesIO(data))
     except (sf.SoundFileError, RuntimeError, ValueError) as exc:
         raise _not_audio(f"{source} is not a recognised audio file ({_reason(exc)})") from None
-    if info.format == "WAV":
+    demuxer = _DEMUXERS.get(info.format)
+    if demuxer is None:
+        raise _not_audio(
+            f"{source} is {info.format} audio, which is not accepted; send WAV, FLAC, OGG or MP3"
+        )
+    if info.format in ("WAV", "WAVEX"):
         _check_wav_complete(data, source)
     if info.frames <= 0 or info.samplerate <= 0:
         raise _not_audio(f"{source} holds no audio frames")
+    if info.samplerate < MIN_SAMPLE_RATE:
+        raise _not_audio(
+            f"{source} has a sample rate of {info.samplerate} Hz; at least "
+            f"{MIN_SAMPLE_RATE} Hz is needed"
+        )
+    if info.samplerate > MAX_SAMPLE_RATE:
+        raise _not_audio(
+            f"{source} has a sample rate of {info.samplerate} Hz; at most {MAX_SAMPLE_RATE} Hz "
+            "is accepted (resample it, 22 050 to 48 000 Hz is plenty for a voice)"
+        )
+    if info.channels > MAX_CHANNELS:
+        raise _not_audio(
+            f"{source} has {info.channels} channels; at most {MAX_CHANNELS} are accepted "
+            "(mix it down to mono)"
+        )
     declared_s = info.frames / info.samplerate
     if declared_s > max_duration_s:
         raise _not_audio(
             f"{source} is too long: {declared_s:.0f} s of audio; the limit is "
             f"{max_duration_s:.0f} s (a few seconds to a minute of speech is ideal)"
         )
-    if info.samplerate < MIN_SAMPLE_RATE:
-        raise _not_audio(
-            f"{source} has a sample rate of {info.samplerate} Hz; at least "
-            f"{MIN_SAMPLE_RATE} Hz is needed"
-        )
 
-    frames = 0
-    peak = 0.0
-    try:
-        with sf.SoundFile(io.BytesIO(data)) as audio:
-            for block in audio.blocks(blocksize=_BLOCK_FRAMES, dtype="float32", always_2d=True):
-                frames += len(block)
-                if len(block):
-                    peak = max(peak, float(np.max(np.abs(block))))
-    except (sf.SoundFileError, RuntimeError, ValueError) as exc:
-        raise _not_audio(f"{source} is truncated or corrupt ({_reason(exc)})") from None
-    if frames < info.frames * (1 - _FRAME_COUNT_TOLERANCE):
+    most_s = declared_s * (1 + _FRAME_COUNT_TOLERANCE) + _LENGTH_SLACK_S
+    decoded = _decode_mono(
+        data, demuxer, source=source, ffmpeg=ffmpeg,
+        channels=info.channels, cap_frames=math.ceil(most_s * REFERENCE_RATE),
+        keep_frames=int(REFERENCE_MAX_S * REFERENCE_RATE),
+    )  # fmt: skip
+    duration_s = decoded.frames / REFERENCE_RATE
+    if duration_s > most_s:
         raise _not_audio(
-            f"{source} is truncated: {frames} of the {info.frames} frames its header "
-            "declares could be decoded"
+            f"{source} holds more audio than its header declares ({declared_s:.2f} s): "
+            "a malformed or tampered file; export it again"
         )
-    duration_s = frames / info.samplerate
+    if duration_s < declared_s * (1 - _FRAME_COUNT_TOLERANCE) - _LENGTH_SLACK_S:
+        detail = f"; {decoded.error}" if decoded.error else ""
+        raise _not_audio(
+            f"{source} is truncated or corrupt: {duration_s:.2f} s of the {declared_s:.2f} s "
+            f"its header declares could be decoded{detail}"
+        )
     if duration_s < min_duration_s:
         raise _not_audio(
             f"{source} is too short: {duration_s:.2f} s of audio; at least "
             f"{min_duration_s:g} s is needed"
         )
-    peak_dbfs = 20 * math.log10(peak) if peak > 0 else -math.inf
+    if duration_s > max_duration_s:
+        raise _not_audio(
+            f"{source} is too long: {duration_s:.0f} s of audio; the limit is "
+            f"{max_duration_s:.0f} s (a few seconds to a minute of speech is ideal)"
+        )
+    peak_dbfs = 20 * math.log10(decoded.peak) if decoded.peak > 0 else -math.inf
     if peak_dbfs < SILENCE_DBFS:
         shown = "-inf" if math.isinf(peak_dbfs) else f"{peak_dbfs:.0f}"
         raise _not_audio(
             f"{source} is silent: its peak is {shown} dBFS (below {SILENCE_DBFS:.0f} dBFS)"
         )
-    return AudioFacts(
+    facts = AudioFacts(
         format=info.format,
         subtype=info.subtype,
         sample_rate=info.samplerate,
         channels=info.channels,
-        frames=frames,
         duration_s=duration_s,
         peak_dbfs=peak_dbfs,
     )
+    return CheckedVoice(facts=facts, reference_wav=_float_wav(decoded.kept, REFERENCE_RATE))
+
+
+def _float_wav(samples: np.ndarray, rate: int) -> bytes:
+    """Mono 32-bit float WAV. Written here because libsndfile adds a PEAK chunk holding the
+    time of writing, and the same voice must always give the same bytes."""
+    data = samples.astype("<f4").tobytes()
+    fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)  # WAVE_FORMAT_IEEE_FLOAT
+    fact = struct.pack("<I", len(samples))
+    chunks = (
+        b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        + b"fact" + struct.pack("<I", len(fact)) + fact
+        + b"data" + struct.pack("<I", len(data)) + data
+    )
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    kept: np.ndarray  # the first keep_frames samples, mono float32
+    frames: int  # samples decoded in all (at most cap_frames + one block)
+    peak: float
+    error: str  # FFmpeg's last complaint, if any
+
+
+def _decode_mono(
+    data: bytes,
+    demuxer: str,
+    *,
+    source: str,
+    ffmpeg: str,
+    channels: int,
+    cap_frames: int,
+    keep_frames: int,
+) -> _Decoded:
+    """Decode ``data`` with FFmpeg to mono float32 at :data:`REFERENCE_RATE`, reading its output
+    block by block and stopping once more than ``cap_frames`` samples came out. Channels are
+    averaged, as XTTS's ``load_audio`` does (FFmpeg's own downmix would weigh them 0.707)."""
+    mix = "+".join(f"{1 / channels:.10f}*c{i}" for i in range(channels))
+    with tempfile.TemporaryDirectory(prefix="honora-voice-") as tmp:
+        path = Path(tmp) / "voice"
+        path.write_bytes(data)
+        command = [
+            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error",
+            "-protocol_whitelist", "file", "-f", demuxer, "-i", str(path),
+            "-map", "0:a:0", "-vn", "-sn", "-dn", "-af", f"pan=mono|c0={mix}",
+            "-ac", "1", "-ar", str(REFERENCE_RATE),
+            "-t", f"{(cap_frames + 1) / REFERENCE_RATE:.6f}",
+            "-f", "f32le", "-c:a", "pcm_f32le", "pipe:1",
+        ]  # fmt: skip
+        with tempfile.TemporaryFile() as errors:
+            try:
+                process = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors
+                )
+            except FileNotFoundError:
+                raise WorkerError(
+                    ErrorCode.INTERNAL_ERROR,
+                    f"{ffmpeg!r} is not installed on this worker; it decodes reference voices "
+                    "(install the ffmpeg package in the image)",
+                ) from None
+            timed_out = threading.Event()
+
+            def stop() -> None:
+                timed_out.set()
+                process.kill()
+
+            timer = threading.Timer(_DECODE_TIMEOUT_S, stop)
+            timer.start()
+            kept: list[np.ndarray] = []
+            kept_frames = frames = 0
+            peak = 0.0
+            assert process.stdout is not None
+            try:
+                while frames <= cap_frames:
+                    chunk = process.stdout.read(_BLOCK_BYTES)
+                    if not chunk:
+                        break
+                    block = np.frombuffer(chunk[: len(chunk) - len(chunk) % 4], dtype="<f4")
+                    frames += len(block)
+                    if len(block):
+                        peak = max(peak, float(np.max(np.abs(block))))
+                    if kept_frames < keep_frames:
+                        take = block[: keep_frames - kept_frames]
+                        kept.append(take.copy())
+                        kept_frames += len(take)
+            finally:
+                timer.cancel()
+                if process.poll() is None:
+                    process.kill()
+                process.stdout.close()
+                process.wait()
+            errors.seek(0)
+            complaint = _last_complaint(errors.read(4096).decode("utf-8", "replace"), path)
+    if timed_out.is_set():
+        raise _not_audio(f"{source} took longer than {_DECODE_TIMEOUT_S:.0f} s to decode")
+    if frames == 0 and complaint:
+        raise _not_audio(f"{source} could not be decoded ({complaint})")
+    samples = np.concatenate(kept) if kept else np.zeros(0, dtype="float32")
+    return _Decoded(kept=samples, frames=frames, peak=peak, error=complaint)
+
+
+def _last_complaint(text: str, path: Path) -> str:
+    lines = [line.strip() for line in text.replace(str(path), "the file").splitlines()]
+    lines = [_FFMPEG_PREFIX.sub("", line) for line in lines if line]
+    return lines[-1][:200] if lines else ""
 
 
 def _check_wav_complete(data: bytes, source: str) -> None:
     """Refuse a RIFF/WAVE file whose ``data`` chunk is shorter than its header says."""
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        return  # RF64, W64 and friends: left to the frame-count check
+        return  # RF64, W64 and friends: left to the decoded-length check
     offset = 12
     while offset + 8 <= len(data):
         chunk_id = data[offset:offset + 4]

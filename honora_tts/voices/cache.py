@@ -2,9 +2,11 @@
 
 Layout under the cache root (``HONORA_VOICE_CACHE``, default ``/tmp/honora_voice_cache``)::
 
-    blobs/<content sha256>.<wav|flac|ogg|mp3>   the voice files, named by their content
-    index.json                                  url key -> content sha256; per file: size,
-                                                duration, sample rate, last use
+    blobs/<content sha256>.wav      the reference file prepared from each voice (mono float
+                                    WAV at the model's rate, its first 60 s), named by the
+                                    content hash of the file that was downloaded
+    index.json                      url key -> content sha256; per voice: the reference
+                                    file's name, size and sha256, duration, sample rate, last use
     index.lock                                  flock'ed around every index update
     locks/<xx>.lock                             flock'ed around a download (256 stripes)
 
@@ -20,9 +22,19 @@ many processes sharing a root ask at once (the leader of each process takes the 
 lock, then looks again before downloading); every hit is
 re-hashed and a corrupted file is deleted and fetched again (``corrupt_replaced``); files that
 fail validation (:mod:`honora_tts.voices.audio_check`) or the expected checksum are never kept;
+the downloaded original is never stored nor decoded again: the model reads the reference file
+that validation prepared, so a hostile file is decoded once, with a cap;
 when the total passes ``max_total_bytes`` the least recently used files are evicted (a fetch
 never fails because the cache is full); a full disk evicts and retries once. Downloads follow
 :mod:`honora_tts.voices.download` (SSRF policy, pinned addresses, size and time limits).
+
+The root is trusted only when this process owns it: a root that is a symbolic link, is not a
+directory, belongs to another user or is writable by group or others is refused
+(:class:`UnsafeCacheRoot`, an ``internal_error`` naming the fix) rather than used, because
+whoever can write there could plant index records or links. Directories are made 0700 and
+files 0600 (no other local user reads the voices), files are opened without following links,
+and an index record can only name a file ``blobs/<sha256>.wav`` inside the root: any other
+record is dropped without touching the file it names.
 
 Residual risk: a file handed out by :meth:`VoiceCache.fetch` can be evicted by a later fetch
 before the caller opens it if the cache is far too small for the working set; size
@@ -38,6 +50,7 @@ import logging
 import os
 import re
 import ssl
+import stat
 import threading
 import time
 import uuid
@@ -50,6 +63,7 @@ from typing import Any, Literal, Self
 
 from honora_tts.files import file_sha256, write_atomically
 from honora_tts.protocol import ErrorCode, WorkerError
+from honora_tts.settings import WorkerSettings, cache_dir
 from honora_tts.voices.audio_check import check_voice_audio
 from honora_tts.voices.download import DownloadLimits, VoiceDownloader
 from honora_tts.voices.url_safety import (
@@ -67,23 +81,35 @@ except ImportError:  # Windows: threads of one process are still serialised
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ROOT = Path("/tmp/honora_voice_cache")
-ROOT_ENV = "HONORA_VOICE_CACHE"
-ALLOW_PRIVATE_ENV = "HONORA_ALLOW_PRIVATE_URLS"
-TRUSTED_HOSTS_ENV = "HONORA_TRUSTED_VOICE_HOSTS"
+ROOT_ENV = WorkerSettings.env_names()["voice_cache_dir"]
 
-_INDEX_VERSION = 1
-_SUFFIXES = {"WAV": ".wav", "FLAC": ".flac", "OGG": ".ogg", "MP3": ".mp3"}
+_INDEX_VERSION = 2  # 2: blobs hold prepared reference files, not the downloads
 _TEMP_PREFIX = ".tmp-"
 _STALE_TEMP_S = 3600.0
 _ORPHAN_GRACE_S = 60.0
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BLOB_NAME = re.compile(r"^[0-9a-f]{64}\.wav$")
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
 _LOCK_STRIPE_CHARS = 2  # hex characters of the key naming its download lock: 256 files at most
+
+
+class UnsafeCacheRoot(WorkerError):
+    """The voice cache directory (or one inside it) is not this process's alone: a symbolic
+    link, not a directory, owned by another user, or writable by group or others."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(
+            ErrorCode.INTERNAL_ERROR,
+            f"the voice cache directory {path} is not safe to use: {why}; remove it, or set "
+            f"{ROOT_ENV} to a directory that only this worker's user owns and can write",
+        )
 
 
 @dataclass(frozen=True)
 class VoiceFile:
-    """A checked voice file on local disk and how it was obtained."""
+    """A checked voice on local disk and how it was obtained. ``path`` is its prepared reference
+    file (``bytes`` long), ``sha256`` the content hash of the file that was downloaded."""
 
     path: Path
     sha256: str
@@ -97,9 +123,11 @@ class VoiceFile:
 class VoiceCache:
     """URL -> local, validated voice file; see the module docstring for the guarantees.
 
-    ``allow_private`` defaults to ``HONORA_ALLOW_PRIVATE_URLS == "1"`` and ``trusted_hosts`` to
-    the comma-separated ``HONORA_TRUSTED_VOICE_HOSTS`` (hosts whose addresses are not checked,
-    e.g. an internal object store). ``resolver`` and ``verify`` (an ``ssl.SSLContext`` or bool)
+    ``root`` defaults to ``voices/`` under the package's cache directory; ``allow_private``
+    lets URLs reach loopback and private addresses; ``trusted_hosts`` are hosts whose addresses
+    are not checked (e.g. an internal object store). :meth:`from_settings` takes all three from
+    the worker's settings (``HONORA_VOICE_CACHE``, ``HONORA_ALLOW_PRIVATE_URLS``,
+    ``HONORA_TRUSTED_VOICE_HOSTS``). ``resolver`` and ``verify`` (an ``ssl.SSLContext`` or bool)
     exist for tests and unusual networks.
     """
 
@@ -115,16 +143,12 @@ class VoiceCache:
         read_timeout_s: float = 20.0,
         total_timeout_s: float = 60.0,
         max_redirects: int = 5,
-        allow_private: bool | None = None,
-        trusted_hosts: Collection[str] | None = None,
+        allow_private: bool = False,
+        trusted_hosts: Collection[str] = (),
         resolver: Resolver | None = None,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self.root = Path(root or os.environ.get(ROOT_ENV) or DEFAULT_ROOT)
-        if allow_private is None:
-            allow_private = os.environ.get(ALLOW_PRIVATE_ENV, "").strip() == "1"
-        if trusted_hosts is None:
-            trusted_hosts = os.environ.get(TRUSTED_HOSTS_ENV, "").split(",")
+        self.root = Path(root) if root is not None else cache_dir() / "voices"
         self.policy = UrlPolicy.create(
             allow_private=allow_private, trusted_hosts=trusted_hosts, resolver=resolver
         )
@@ -150,9 +174,15 @@ class VoiceCache:
         self._counters = {
             "downloads": 0, "hits": 0, "evictions": 0, "corrupt_replaced": 0, "refused": 0,
         }  # fmt: skip
-        self._blobs.mkdir(parents=True, exist_ok=True)
-        self._download_locks.mkdir(exist_ok=True)
+        for directory in (self.root, self._blobs, self._download_locks):
+            _private_directory(directory)
         self._tidy()
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings, **options: Any) -> VoiceCache:
+        """The cache the worker's settings configure; ``options`` as for the constructor."""
+        return cls(settings.voice_cache_dir, allow_private=settings.allow_private_urls,
+                   trusted_hosts=settings.trusted_voice_hosts, **options)
 
     def __repr__(self) -> str:
         return (
@@ -243,8 +273,8 @@ class VoiceCache:
             record = dict(index["blobs"].get(sha) or {}) if sha else {}
         if not sha or not record:
             return None
-        path = self._blobs / record["file"]
-        intact = _file_matches(path, int(record["bytes"]), sha)
+        path = self._blobs / record["file"]  # a blob name: _read_index drops anything else
+        intact = _file_matches(path, int(record["bytes"]), record["file_sha256"])
         with self._edit_index() as index:
             current = index["blobs"].get(sha)
             if current is None or current.get("id") != record.get("id"):
@@ -288,20 +318,23 @@ class VoiceCache:
                 "it was not cached",
                 FIELD,
             )
-        facts = check_voice_audio(
+        checked = check_voice_audio(
             data,
             source=f"voice at {source}",
             min_duration_s=self.min_duration_s,
             max_duration_s=self.max_duration_s,
         )
-        suffix = _SUFFIXES.get(facts.format, f".{facts.format.lower()}")
-        path = self._blobs / f"{sha}{suffix}"
-        if _file_matches(path, len(data), sha) is not True:
-            self._write_with_space(path, data, keep=sha)
+        facts, reference = checked.facts, checked.reference_wav
+        reference_sha = hashlib.sha256(reference).hexdigest()
+        path = self._blobs / f"{sha}.wav"
+        if _file_matches(path, len(reference), reference_sha) is not True:
+            self._write_with_space(path, reference, keep=sha)
         with self._edit_index() as index:
             index["blobs"][sha] = {
                 "file": path.name,
-                "bytes": len(data),
+                "bytes": len(reference),
+                "file_sha256": reference_sha,
+                "download_bytes": len(data),
                 "duration_s": facts.duration_s,
                 "sample_rate": facts.sample_rate,
                 "last_used": time.time(),
@@ -317,7 +350,7 @@ class VoiceCache:
         return VoiceFile(
             path=path,
             sha256=sha,
-            bytes=len(data),
+            bytes=len(reference),
             duration_s=facts.duration_s,
             sample_rate=facts.sample_rate,
             cache="miss",
@@ -374,7 +407,7 @@ class VoiceCache:
 
     def _drop_blob(self, index: dict[str, Any], sha: str) -> None:
         record = index["blobs"].pop(sha, None)
-        if record is not None:
+        if record is not None and _BLOB_NAME.match(record["file"]):
             (self._blobs / record["file"]).unlink(missing_ok=True)
         for url_key in [k for k, v in index["urls"].items() if v == sha]:
             del index["urls"][url_key]
@@ -387,7 +420,7 @@ class VoiceCache:
             known = {record["file"] for record in index["blobs"].values()}
             for entry in self._blobs.iterdir():
                 try:
-                    age = now - entry.stat().st_mtime
+                    age = now - entry.lstat().st_mtime
                 except FileNotFoundError:
                     continue
                 is_temp = entry.name.startswith(_TEMP_PREFIX)
@@ -396,7 +429,7 @@ class VoiceCache:
                 ):
                     entry.unlink(missing_ok=True)
             for sha, record in list(index["blobs"].items()):
-                if not (self._blobs / record["file"]).exists():
+                if not _regular_file(self._blobs / record["file"]):
                     self._drop_blob(index, sha)
             self._evict(index, self.max_total_bytes, keep=None)
 
@@ -408,7 +441,7 @@ class VoiceCache:
             yield
             return
         path = self._download_locks / f"{key[:_LOCK_STRIPE_CHARS]}.lock"
-        with open(path, "a+b") as lock_file:
+        with _open_private(path) as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             yield
 
@@ -418,7 +451,7 @@ class VoiceCache:
     def _edit_index(self, *, write: bool = True) -> Iterator[dict[str, Any]]:
         """The index, locked against other threads and processes; saved on exit if ``write``.
         Never nested."""
-        with self._index_lock, open(self._lock_path, "a+b") as lock_file:
+        with self._index_lock, _open_private(self._lock_path) as lock_file:
             if fcntl is not None:
                 fcntl.flock(lock_file, fcntl.LOCK_EX)
             index = self._read_index()
@@ -436,7 +469,9 @@ class VoiceCache:
     def _read_index(self) -> dict[str, Any]:
         empty: dict[str, Any] = {"version": _INDEX_VERSION, "urls": {}, "blobs": {}}
         try:
-            index = json.loads(self._index_path.read_bytes())
+            fd = os.open(self._index_path, os.O_RDONLY | os.O_NOFOLLOW)
+            with open(fd, "rb") as handle:
+                index = json.loads(handle.read())
         except FileNotFoundError:
             return empty
         except (OSError, ValueError) as exc:
@@ -445,8 +480,18 @@ class VoiceCache:
             return empty
         if not isinstance(index, dict) or index.get("version") != _INDEX_VERSION:
             return empty
-        index.setdefault("urls", {})
-        index.setdefault("blobs", {})
+        urls, blobs = index.get("urls"), index.get("blobs")
+        if not isinstance(urls, dict) or not isinstance(blobs, dict):
+            return empty
+        kept = {sha: record for sha, record in blobs.items() if _valid_record(sha, record)}
+        if len(kept) != len(blobs):
+            logger.warning("voice cache index %s: dropped %d malformed records",
+                           self._index_path, len(blobs) - len(kept))
+        index["blobs"] = kept
+        index["urls"] = {
+            key: sha for key, sha in urls.items()
+            if isinstance(key, str) and isinstance(sha, str) and sha in kept
+        }  # fmt: skip
         return index
 
     def _count(self, name: str, amount: int = 1) -> None:
@@ -454,10 +499,60 @@ class VoiceCache:
             self._counters[name] += amount
 
 
+def _private_directory(path: Path) -> None:
+    """Create ``path`` (0700) or check that the one there is this process's alone."""
+    try:
+        path.mkdir(mode=_DIR_MODE, parents=True)
+    except FileExistsError:
+        pass
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        raise UnsafeCacheRoot(path, f"it cannot be inspected ({exc.strerror or exc})") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeCacheRoot(path, "it is a symbolic link")
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafeCacheRoot(path, "it is not a directory")
+    if info.st_uid != os.geteuid():
+        raise UnsafeCacheRoot(path, f"it belongs to uid {info.st_uid}, not {os.geteuid()}")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeCacheRoot(path, f"others can write to it (mode {info.st_mode & 0o777:o})")
+    if info.st_mode & 0o077:
+        os.chmod(path, _DIR_MODE)
+
+
+def _open_private(path: Path) -> Any:
+    """``path`` opened for locking (created 0600), never through a symbolic link."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, _FILE_MODE)
+    return open(fd, "a+b")
+
+
+def _regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _valid_record(sha: object, record: object) -> bool:
+    """A blob record as this module writes it; its file can only be ``<sha256>.wav``."""
+    if not isinstance(sha, str) or not _SHA256.match(sha) or not isinstance(record, dict):
+        return False
+    name, file_sha = record.get("file"), record.get("file_sha256")
+    if not isinstance(name, str) or not _BLOB_NAME.match(name):
+        return False
+    if not isinstance(file_sha, str) or not _SHA256.match(file_sha):
+        return False
+    numbers = ("bytes", "duration_s", "sample_rate", "last_used")
+    return all(
+        isinstance(record.get(k), int | float) and not isinstance(record.get(k), bool)
+        for k in numbers
+    )
 def _file_matches(path: Path, size: int, sha: str) -> bool | None:
     """True when intact, False when changed, None when missing."""
     try:
-        if path.stat().st_size != size:
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size != size:
             return False
         return file_sha256(path) == sha
     except FileNotFoundError:

@@ -1,7 +1,10 @@
 """A voice store in Supabase Storage, through the official ``storage3`` client.
 
 Storage lives at ``{SUPABASE_URL}/storage/v1/``; requests carry the key both as
-``Authorization: Bearer <key>`` and ``apikey`` (as supabase-py does). Upload is ``exists``
+``Authorization: Bearer <key>`` and ``apikey`` (as supabase-py does). Redirects are followed
+only within ``SUPABASE_URL``'s origin: every request is checked before it is sent, and one to
+another scheme, host or port is refused (httpx strips ``Authorization`` on such a redirect,
+but not ``apikey``), so the key never leaves for another host. Upload is ``exists``
 (object info) then ``upload`` without upsert (a concurrent upload of the same content answers
 "Duplicate", which counts as present). URLs are public (``public=True``; the bucket must be
 public) or signed for ``url_ttl_s`` seconds.
@@ -67,7 +70,12 @@ class SupabaseVoiceStore:
         self.prefix = prefix
         self.uploads = 0
         self._key = key
-        self._http = httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=True)
+        self._origin = _origin(httpx.URL(self.url))
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(30.0, connect=5.0),
+            follow_redirects=True,
+            event_hooks={"request": [self._same_origin_only]},
+        )
         self._storage = SyncStorageClient(
             f"{self.url}/storage/v1/",
             {"apiKey": key, "Authorization": f"Bearer {key}"},
@@ -164,6 +172,22 @@ class SupabaseVoiceStore:
 
     def _host(self) -> str:
         return describe_url(self.url).rstrip("/")
+
+    def _same_origin_only(self, request: httpx.Request) -> None:
+        """Refuse, before it is sent with the key, any request (a redirect) that leaves
+        ``SUPABASE_URL``'s origin."""
+        if _origin(request.url) != self._origin:
+            target = describe_url(str(request.url)).split("/", 1)[0]
+            raise VoiceStoreError(
+                f"Supabase Storage at {self._host()} redirected to {target}, another host; "
+                "the key is not sent there. Check SUPABASE_URL (use the project's own "
+                "https://<ref>.supabase.co address)"
+            )
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"https": 443, "http": 80}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 class _Duplicate(Exception):

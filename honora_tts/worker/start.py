@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from honora_tts.delivery import AudioDelivery
+from honora_tts.log_safety import configure_logging
 from honora_tts.settings import SettingsError, WorkerSettings
 from honora_tts.synthesis import SpeechModel, SynthesisService
 from honora_tts.version import configure_build
@@ -52,10 +53,7 @@ def build_adapter(
     if voices is None:
         from honora_tts.voices import VoiceCache
 
-        voices = VoiceCache(
-            root=settings.voice_cache_dir, allow_private=settings.allow_private_urls,
-            trusted_hosts=settings.trusted_voice_hosts,
-        )
+        voices = VoiceCache.from_settings(settings)
     service = SynthesisService.loading(loader, voices, delivery=AudioDelivery.for_settings(settings))
     if warm_up:
         service.warm_up()
@@ -90,8 +88,7 @@ def main() -> None:
     own flags, e.g. ``--test_input``, ``--rp_serve_api``, work with both)."""
     # The old workers died with "EOF when reading a line" reading stdin; this one never reads it.
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    configure_logging(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s", sys.stderr)
     try:
         settings = WorkerSettings.from_env()
     except SettingsError as exc:

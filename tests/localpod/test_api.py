@@ -13,7 +13,7 @@ from localpod_fixtures import PodAPI
 from localpod_testing import SCRIPTED, wait_until
 
 from honora_tts.localpod import LocalPod
-from honora_tts.localpod.controlplane import MAX_RUN_BYTES, MAX_RUNSYNC_BYTES
+from honora_tts.localpod.controlplane import MAX_NESTING_DEPTH, MAX_RUN_BYTES, MAX_RUNSYNC_BYTES
 from honora_tts.localpod.jobs import TERMINAL_STATES
 
 pytestmark = pytest.mark.integration
@@ -305,3 +305,38 @@ def test_results_expire_and_policy_minimums(localpod_factory) -> None:
         assert client.post("/run", json={"input": {}, "policy": {"ttl": 9999}}).status_code == 400
         ok = client.post("/run", json={"input": {}, "policy": {"executionTimeout": 5000}})
         assert ok.status_code == 200
+
+
+def _nested_body(depth: int) -> bytes:
+    """A /run body whose ``deep`` field nests lists so that the body is ``depth`` levels deep."""
+    lists = depth - 2  # the body and its input object are the first two levels
+    return (b'{"input": {"action": "sleep", "seconds": 0, "deep": '
+            + b"[" * lists + b"]" * lists + b"}}")
+
+
+def test_a_deeply_nested_job_never_takes_innocent_jobs_down(localpod_factory) -> None:
+    """Issue 11 #3: bodies nested about 960 deep used to be accepted, then break job-take
+    (RecursionError, 500) after their whole batch was marked taken, so every job of that batch
+    ended FAILED ``result_lost``. Now anything deeper than the limit is refused at submit, a
+    body at the limit runs, and the jobs queued between them, taken in batches by a worker
+    taking 4 at a time, all complete. (The depths that broke job-take depend on the server's
+    stack, so every depth from 940 to 969 is tried.)"""
+    pod = localpod_factory(workers=1, max_concurrency_per_worker=4, wait_ready=False,
+                           worker_env={"SCRIPTED_LOAD_S": "3"}, **SCRIPTED)
+    with PodAPI(pod) as client:
+        innocent, too_deep = [], []
+        for depth in range(940, 970):
+            innocent.append(client.submit({"action": "echo", "n": depth}))
+            too_deep.append(client.post_body("run", _nested_body(depth)))
+        at_limit = client.post_body("run", _nested_body(MAX_NESTING_DEPTH))
+        innocent.append(client.submit({"action": "echo", "n": 0}))
+        finals = [client.wait_final(job_id, timeout_s=60) for job_id in innocent]
+        lost = [f for f in finals if f["status"] != "COMPLETED"]
+        assert lost == [], f"{len(lost)} innocent jobs lost: {lost[:2]}"
+        assert [r.status_code for r in too_deep] == [400] * len(too_deep)
+        assert f"nested more than {MAX_NESTING_DEPTH} levels" in too_deep[0].json()["error"]
+        assert at_limit.status_code == 200, at_limit.text
+        assert client.wait_final(at_limit.json()["id"], timeout_s=60)["status"] == "COMPLETED"
+    counters = pod.counters()
+    assert counters["jobs_submitted"] == len(innocent) + 1
+    assert counters["jobs_unsendable"] == 0

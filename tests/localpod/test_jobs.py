@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -294,3 +297,26 @@ def test_sliding_window_limiter() -> None:
     assert limiter.acquire() is None
     with pytest.raises(ValueError):
         SlidingWindowLimiter(0)
+
+
+def test_a_job_that_cannot_be_serialised_fails_alone_and_is_never_taken(table: JobTable) -> None:
+    """Issue 11 #3: each job's job-take JSON is built before it is marked taken, so a job whose
+    input cannot be serialised fails on its own and the jobs taken with it are handed out."""
+    deep: Any = 1
+    for _ in range(5_000):
+        deep = [deep]
+    first = submit(table)
+    bad = table.submit({"deep": deep}, route="run", policy=POLICY, retention_s=1800)
+    last = submit(table)
+
+    taken = table.take_encoded("w1", 3)
+
+    assert [job.id for job, _ in taken] == [first.id, last.id]
+    assert [json.loads(body) for _, body in taken] == [
+        {"id": first.id, "input": {"n": 1}}, {"id": last.id, "input": {"n": 1}}
+    ]
+    assert bad.state is JobState.FAILED and bad.worker_id is None
+    assert bad.error["code"] == "input_unsendable"
+    assert table.counters["jobs_unsendable"] == 1 and table.counters["jobs_taken"] == 2
+    released = {job.id for job in table.worker_released("w1")}
+    assert released == {first.id, last.id}  # nothing else was held

@@ -73,7 +73,7 @@ def test_synthetic_voice_is_a_reusable_voice_file(tmp_path):
     assert 0.45 < float(np.max(np.abs(samples))) <= 0.5
     path = write_synthetic_voice(tmp_path / "v.wav", seconds=2.0)
     facts = check_voice_audio(path.read_bytes(), source="v.wav", min_duration_s=1,
-                              max_duration_s=60)
+                              max_duration_s=60).facts
     assert facts.duration_s == pytest.approx(2.0) and facts.sample_rate == 24_000
     first = path.read_bytes()
     assert write_synthetic_voice(path).read_bytes() == first  # reused, not rewritten

@@ -227,3 +227,25 @@ def test_no_checks_is_not_a_pass():
 def test_noise_banner_only_for_tiny_models():
     assert "NOISE" in v.noise_banner_html("tiny-xtts-seed0 (random weights)")
     assert v.noise_banner_html("xtts_v2") == ""
+
+
+# ---------------------------------------------------------------------------- issue 11 #9
+
+HOSTILE = '<img src=x onerror="alert(1)">tiny</td><script>steal()</script>'
+
+
+def test_census_html_escapes_what_workers_report() -> None:
+    """Issue 11 #9: pandas Styler does not escape, so a worker's model name (or any reported
+    string) went into the notebook and the HTML report as markup."""
+    table = pd.DataFrame([{"worker": "w1", "model": HOSTILE, "status": "FLAGGED",
+                           "flags": "<b>x</b>", "warnings": ""}])
+    rendered = v.styled_census(table).to_html()
+    assert "<script>" not in rendered and "<img" not in rendered and "<b>x</b>" not in rendered
+    assert "&lt;script&gt;steal()&lt;/script&gt;" in rendered
+    assert "background-color: #fdd" in rendered  # still coloured
+
+
+def test_noise_banner_escapes_the_model_name() -> None:
+    banner = v.noise_banner_html(HOSTILE)
+    assert "NOISE" in banner and "<script>" not in banner and "<img" not in banner
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;tiny" in banner

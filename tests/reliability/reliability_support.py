@@ -50,6 +50,8 @@ ScriptedServer = voice_support.ScriptedServer
 voice_bytes = voice_support.voice_bytes
 silent_wav = voice_support.silent_wav
 flac_claiming_hours = voice_support.flac_claiming_hours
+flac_hiding_length = voice_support.flac_hiding_length
+flac_dense = voice_support.flac_dense
 closed_port = voice_support.closed_port
 
 

@@ -39,6 +39,8 @@ from reliability_support import (
     build_input,
     closed_port,
     flac_claiming_hours,
+    flac_dense,
+    flac_hiding_length,
     live_workers,
     load_corpus,
     raw_body,
@@ -100,6 +102,9 @@ def _serve_files(server: ScriptedServer) -> None:
     server.file("/files/eleven-minutes.wav", voice_bytes(660.0, 8_000))
     server.file("/files/short.wav", voice_bytes(0.2, 16_000))
     server.file("/files/4khz.wav", voice_bytes(2.0, 4_000))
+    server.file("/files/header-2s-holds-60s.flac", flac_hiding_length(2.0, 60.0),
+                content_type="audio/flac")
+    server.file("/files/655khz-8ch.flac", flac_dense(655_350, 8, 60), content_type="audio/flac")
     server.status("/files/error-500.wav", 500)
     server.status("/files/redirect-no-location", 302)
     server.stall("/files/stall.wav", limit_s=30.0)
@@ -435,6 +440,9 @@ def test_workers_survived_the_whole_corpus(pods, identities, voices) -> None:
         assert EOF_CRASH not in log
         assert "unexpected failure" not in log, "an input reached the catch-all"
         assert "Traceback" not in log and "Failed to return job results" not in log
+        # Issue 11 #5: no request text forged a line or reached the terminal raw.
+        assert "\x1b" not in log
+        assert not any(line.startswith("2099-") for line in log.splitlines())
     assert voices.hits["/ssrf/target.wav"] == 0
     # Every SSRF case was refused by the address policy: nothing was downloaded but the
     # checkpoint's voice from the trusted host.

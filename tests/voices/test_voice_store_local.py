@@ -8,8 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import soundfile as sf
 from voice_test_support import voice_bytes
 
+from honora_tts.voices.audio_check import REFERENCE_RATE
 from honora_tts.voices.cache import VoiceCache
 from honora_tts.voices.local_store import LocalVoiceStore
 from honora_tts.voices.stores import StoredVoice, VoiceStore, VoiceStoreError
@@ -90,6 +92,7 @@ def test_worker_cache_fetches_what_the_local_store_serves(
         stored = store.upload(voice)
         cache = make_cache(allow_private=True)
         fetched = cache.fetch(stored.url, expected_sha256=stored.sha256)
-        assert fetched.path.read_bytes() == voice.read_bytes()
+        assert fetched.sha256 == stored.sha256  # the content the store served
+        assert sf.info(fetched.path).samplerate == REFERENCE_RATE  # prepared for the model
         assert cache.fetch(stored.url, expected_sha256=stored.sha256).cache == "hit"
         assert store.requests_served == 1

@@ -100,3 +100,55 @@ def test_missing_bucket_names_the_setting(
     store = SupabaseVoiceStore(fake_supabase.url, supabase_key, bucket="nope")
     with store, pytest.raises(VoiceStoreError, match="HONORA_SUPABASE_BUCKET"):
         store.upload(voice)
+
+
+def test_the_key_never_follows_a_redirect_to_another_host(
+    supabase_key: str, voice: Path
+) -> None:
+    """Issue 11 #7: httpx strips ``Authorization`` on a cross-host redirect but not ``apikey``,
+    so the service key reached whatever host the Storage URL redirected to."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[dict[str, str]] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(dict(self.headers))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        do_GET = do_HEAD = do_POST = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def _redirect(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", f"http://localhost:{elsewhere_port}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_POST = _redirect
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), handler)
+               for handler in (Elsewhere, Redirecting)]
+    elsewhere_port = servers[0].server_address[1]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{servers[1].server_address[1]}"
+        with SupabaseVoiceStore(url, supabase_key) as store, \
+                pytest.raises(VoiceStoreError, match="another host") as caught:
+            store.upload(voice)
+        assert seen == [], "a request reached the other host"
+        assert_secret_absent(supabase_key, caught.value, "")
+    finally:
+        for server in servers:
+            server.shutdown()

@@ -20,6 +20,7 @@ import pytest
 from voice_test_support import ScriptedServer, voice_bytes
 
 from honora_tts.protocol import ErrorCode, WorkerError
+from honora_tts.settings import WorkerSettings
 from honora_tts.voices.cache import VoiceCache
 from honora_tts.voices.url_safety import (
     UrlPolicy,
@@ -270,12 +271,12 @@ def test_relative_redirect_on_an_allowed_host_is_followed(
 def test_policy_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HONORA_ALLOW_PRIVATE_URLS", "1")
     monkeypatch.setenv("HONORA_TRUSTED_VOICE_HOSTS", "minio.internal, Store.Local.")
-    with VoiceCache(tmp_path) as cache:
+    with VoiceCache.from_settings(WorkerSettings.from_env(), root=tmp_path) as cache:
         assert cache.policy == UrlPolicy.create(
             allow_private=True, trusted_hosts={"minio.internal", "store.local"}
         )
     monkeypatch.setenv("HONORA_ALLOW_PRIVATE_URLS", "0")
-    with VoiceCache(tmp_path) as cache:
+    with VoiceCache.from_settings(WorkerSettings.from_env(), root=tmp_path) as cache:
         assert cache.policy.allow_private is False
 
 

@@ -9,7 +9,7 @@ Two threats, one place:
 - Secrets in logs: with ``--verbose`` httpx logs each request's full URL, signed query
   included. :func:`redact_secrets` masks signature and token query parameters
   (``X-Amz-Signature``, ``X-Amz-Credential``, ``token``, ``sig``, ...), bearer tokens, JWTs and
-  every secret the client registered (:func:`honora_tts.client._redaction.register_secret`).
+  every secret the client registered (:func:`honora_tts.redaction.register_secret`).
 
 :func:`configure_logging` is how every entry point of the project (worker, CLI, localpod, qa)
 sets logging up: it puts :class:`SafeFormatter` on every root handler (and on the handlers it
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from honora_tts.client._redaction import redact
+from honora_tts.redaction import redact
 from honora_tts.untrusted_text import escape_controls
 
 _MASK = "***"

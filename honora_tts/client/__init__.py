@@ -30,7 +30,6 @@ from honora_tts.client._exceptions import (
     SubmissionUncertain,
     VoiceUploadFailed,
 )
-from honora_tts.client._redaction import install_redaction
 from honora_tts.client.endpoint import EndpointClient
 from honora_tts.client.results import (
     AudioChunk,
@@ -84,6 +83,5 @@ __all__ = [
     "SynthesisStream",
     "Timings",
     "VoiceUploadFailed",
-    "install_redaction",
     "new_request_id",
 ]

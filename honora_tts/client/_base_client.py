@@ -47,7 +47,7 @@ from honora_tts.client._exceptions import (
     RateLimited,
     SubmissionUncertain,
 )
-from honora_tts.client._redaction import install_redaction, mask, redact, register_secret
+from honora_tts.redaction import install_redaction, mask, redact, register_secret
 from honora_tts.version import package_version
 
 log = install_redaction(logging.getLogger("honora_tts.client"))

@@ -1,6 +1,6 @@
 """Typed errors of the endpoint client. Each message says what happened and what to do.
 
-Every message passes through :func:`~honora_tts.client._redaction.redact`, so the API key never
+Every message passes through :func:`~honora_tts.redaction.redact`, so the API key never
 appears in one, whatever was interpolated into it.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from honora_tts import envelope
-from honora_tts.client._redaction import redact
 from honora_tts.client.results import JobStatus
 from honora_tts.protocol import SynthesisResponse, VersionRecord
+from honora_tts.redaction import redact
 
 
 class HonoraClientError(Exception):

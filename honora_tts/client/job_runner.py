@@ -30,8 +30,8 @@ from honora_tts.client._exceptions import (
     InvalidResponse,
     JobTimedOut,
 )
-from honora_tts.client._redaction import install_redaction
 from honora_tts.client.results import EndpointHealth, JobStatus
+from honora_tts.redaction import install_redaction
 
 log = install_redaction(logging.getLogger("honora_tts.client"))
 

@@ -33,8 +33,8 @@ from honora_tts.client._exceptions import (
     InvalidResponse,
     NotFound,
 )
-from honora_tts.client._redaction import mask
 from honora_tts.client.management_models import Endpoint, ReleaseHistory, WorkerList
+from honora_tts.redaction import mask
 from honora_tts.settings import DEFAULT_MANAGEMENT_API_BASE, ClientSettings
 
 #: The variable a caller reads the base from (this module takes it as an argument).

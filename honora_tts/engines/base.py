@@ -19,7 +19,6 @@ from honora_tts.client import (
     ConfigurationError,
     HonoraClientError,
     SynthesisResult,
-    install_redaction,
 )
 from honora_tts.client.local_files import (
     SUFFIX_FORMATS,
@@ -29,6 +28,7 @@ from honora_tts.client.local_files import (
     voices_dir,
 )
 from honora_tts.protocol import SynthesisParams
+from honora_tts.redaction import install_redaction
 from honora_tts.settings import ClientSettings, SettingsError
 
 log = install_redaction(logging.getLogger("honora_tts.engines"))

@@ -180,9 +180,13 @@ class VoiceCache:
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings, **options: Any) -> VoiceCache:
-        """The cache the worker's settings configure; ``options`` as for the constructor."""
-        return cls(settings.voice_cache_dir, allow_private=settings.allow_private_urls,
-                   trusted_hosts=settings.trusted_voice_hosts, **options)
+        """The cache the worker's settings configure; ``options`` (as for the constructor)
+        win over them."""
+        configured: dict[str, Any] = {
+            "root": settings.voice_cache_dir, "allow_private": settings.allow_private_urls,
+            "trusted_hosts": settings.trusted_voice_hosts,
+        }
+        return cls(**{**configured, **options})
 
     def __repr__(self) -> str:
         return (

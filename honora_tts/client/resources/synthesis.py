@@ -9,7 +9,6 @@ from typing import Any
 from honora_tts.client._base_client import new_request_id
 from honora_tts.client._deadline import Deadline
 from honora_tts.client._exceptions import InvalidResponse
-from honora_tts.client._redaction import install_redaction
 from honora_tts.client._requests import build_request, output_spec, synthesis_params, validated
 from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client._voice_upload import VoiceUploader
@@ -18,6 +17,7 @@ from honora_tts.client.job_runner import JobRunner, JobTiming
 from honora_tts.client.results import JobStatus, SynthesisResult, Timings
 from honora_tts.client.streaming import SynthesisStream
 from honora_tts.protocol import AudioPayload, SynthesisParams, SynthesisResponse
+from honora_tts.redaction import install_redaction
 
 log = install_redaction(logging.getLogger("honora_tts.client"))
 

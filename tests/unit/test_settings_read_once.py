@@ -25,7 +25,7 @@ def _environment_reads(path: Path) -> list[int]:
         if (isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}
                 and isinstance(node.value, ast.Name) and node.value.id == "os"):
             lines.append(node.lineno)
-    return lines
+    return sorted(lines)
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:

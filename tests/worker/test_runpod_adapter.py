@@ -40,7 +40,8 @@ def voice_store(tmp_path_factory):
 def adapter(tmp_path_factory):
     """The worker as it starts (model from the environment: tiny), with a fresh voice cache
     for this module, so hit/miss facts start from nothing."""
-    voices = VoiceCache(root=tmp_path_factory.mktemp("voice-cache"))
+    voices = VoiceCache.from_settings(
+        WorkerSettings.from_env(), root=tmp_path_factory.mktemp("voice-cache"))
     yield build_adapter(voices=voices)
     voices.close()
 

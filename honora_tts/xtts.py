@@ -588,6 +588,8 @@ class XttsModel:
         )
         self._lock = threading.Lock()
         self._default_voice: tuple[Path, str] | None = None
+        #: Set by :meth:`enable_batching`: synthesize/stream then decode in a shared batch.
+        self.batching: Any = None
         _quiet_generation_warnings()
         self.unavailable_languages = self._probe_languages()
         self.languages: tuple[str, ...] = tuple(
@@ -849,11 +851,22 @@ class XttsModel:
 
     # ---- synthesis
 
+    def enable_batching(self, max_batch: int) -> None:
+        """Route :meth:`synthesize` and :meth:`stream` through a batch scheduler of up to
+        ``max_batch`` rows (:mod:`honora_tts.model.batched_synthesis`)."""
+        from honora_tts.model.batched_synthesis import BatchedSynthesis
+
+        if self.batching is not None:
+            self.batching.close()
+        self.batching = BatchedSynthesis(self, max_batch=max_batch)
+
     def synthesize(
         self, text: str, language: str, latents: Latents, params: dict[str, Any] | None = None
     ) -> Synthesis:
         """Speak ``text``: split into pieces under the language's limit, each generated with
         ``Xtts.inference``, joined with short fades and a pause (:func:`honora_tts.audio.join`)."""
+        if self.batching is not None:
+            return self.batching.synthesize(text, language, latents, params)
         lang = self._language(language)
         generation = self._generation(params)
         pieces = self._pieces(text, lang)
@@ -898,6 +911,8 @@ class XttsModel:
         ``vocoder="incremental"`` decodes each chunk's new frames only (:class:`IncrementalVocoder`);
         ``"coqui"`` uses ``Xtts.inference_stream`` (re-decodes everything per chunk). Invalid
         input raises here, before the first chunk is asked for."""
+        if self.batching is not None and vocoder == "incremental":
+            return self.batching.stream(text, language, latents, params)
         lang = self._language(language)
         generation = self._generation(params)
         pieces = self._pieces(text, lang)

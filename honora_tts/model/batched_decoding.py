@@ -169,11 +169,13 @@ class DecodingBatch:
     next input token."""
 
     def __init__(self, rows: list[Row], kv: list[tuple[torch.Tensor, torch.Tensor]],
-                 mask: torch.Tensor, next_tokens: list[int]):
+                 mask: torch.Tensor, next_tokens: list[int], seen: torch.Tensor):
         self.rows = rows
         self.kv = kv
         self.mask = mask
         self.next_tokens = next_tokens
+        #: ``(rows, vocab)``: the ids the repetition penalty applies to, per row.
+        self.seen = seen
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -197,7 +199,8 @@ class DecodingBatch:
         ]
         mask = torch.cat([pad_mask(self.mask), pad_mask(other.mask)])
         return DecodingBatch(self.rows + other.rows, kv, mask,
-                             self.next_tokens + other.next_tokens)
+                             self.next_tokens + other.next_tokens,
+                             torch.cat([self.seen, other.seen]))
 
     def select(self, keep: list[int]) -> DecodingBatch:
         """A batch of the rows at ``keep``, with the padding no remaining row needs dropped."""
@@ -206,14 +209,15 @@ class DecodingBatch:
         if len(keep) == len(self.rows):
             return self
         if not keep:
-            return DecodingBatch([], [], self.mask[:0], [])
+            return DecodingBatch([], [], self.mask[:0], [], self.seen[:0])
         index = torch.tensor(keep, device=self.mask.device)
         mask = self.mask.index_select(0, index)
         first = int(mask.any(dim=0).nonzero()[0, 0])
         kv = [(k.index_select(0, index)[:, :, first:], v.index_select(0, index)[:, :, first:])
               for k, v in self.kv]
         return DecodingBatch([self.rows[i] for i in keep], kv, mask[:, first:],
-                             [self.next_tokens[i] for i in keep])
+                             [self.next_tokens[i] for i in keep],
+                             self.seen.index_select(0, index))
 
     def split(self) -> tuple[DecodingBatch, DecodingBatch]:
         """Two halves (for a retry after running out of memory)."""
@@ -332,8 +336,11 @@ class BatchedGptDecoder:
             # generate() applies the head to every position and keeps the last: so do we, so
             # that a lone row's logits are bit for bit generate()'s.
             logits = self.gpt.gpt_inference.lm_head(hidden)[:, -1]
-            tokens = self._choose(rows, logits, hidden[:, -1])
-        return DecodingBatch(list(rows), kv, mask, tokens)
+            seen = torch.zeros(len(rows), self.vocab, dtype=torch.bool, device=self.device)
+            seen[:, 1] = True
+            seen[:, self.start_token] = True
+            tokens = self._choose(rows, logits, hidden[:, -1], seen)
+        return DecodingBatch(list(rows), kv, mask, tokens, seen)
 
     def step(self, batch: DecodingBatch) -> None:
         """One decoding step for every row of ``batch`` (none of them done). On an exception
@@ -349,24 +356,21 @@ class BatchedGptDecoder:
             mask = torch.cat([batch.mask, torch.ones_like(batch.mask[:, :1])], dim=1)
             hidden, kv = self._forward("step", batch.rows, embeds, mask, batch.kv)
             logits = gpt.gpt_inference.lm_head(hidden)[:, -1]
-            chosen = self._choose(batch.rows, logits, hidden[:, -1])
-        batch.kv, batch.mask, batch.next_tokens = kv, mask, chosen
+            seen = batch.seen.clone()
+            chosen = self._choose(batch.rows, logits, hidden[:, -1], seen)
+        batch.kv, batch.mask, batch.next_tokens, batch.seen = kv, mask, chosen, seen
 
     # ------------------------------------------------------------------ choosing codes
 
-    def _choose(self, rows: list[Row], logits: torch.Tensor, hidden: torch.Tensor) -> list[int]:
+    def _choose(self, rows: list[Row], logits: torch.Tensor, hidden: torch.Tensor,
+                seen: torch.Tensor) -> list[int]:
         """Process ``logits`` ``(rows, vocab)`` per row, pick each row's code, record it with its
-        stream latent. Returns the codes (the next step's inputs)."""
+        stream latent and in ``seen`` (updated in place). Returns the codes (the next step's
+        inputs)."""
         import torch
 
         scores = logits.to(dtype=torch.float32, copy=True)
         device = scores.device
-        seen = torch.zeros_like(scores, dtype=torch.bool)
-        seen[:, 1] = True
-        seen[:, self.start_token] = True
-        for index, row in enumerate(rows):
-            if row.codes:
-                seen[index, torch.tensor(row.codes, device=device)] = True
         penalty = torch.tensor([r.request.sampling.repetition_penalty for r in rows],
                                dtype=torch.float32, device=device)[:, None]
         penalized = torch.where(scores < 0, scores * penalty, scores / penalty)
@@ -378,6 +382,7 @@ class BatchedGptDecoder:
             sampled = self._sample(rows, scores)
             pick = torch.tensor(sampling, device=device)
             chosen = torch.where(pick, sampled, chosen)
+        seen.scatter_(1, chosen[:, None], True)
         codes = chosen.tolist()
         latents = self.gpt.final_norm(hidden).float()
         for index, (row, code) in enumerate(zip(rows, codes, strict=True)):

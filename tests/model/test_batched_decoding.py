@@ -82,7 +82,7 @@ def test_greedy_audio_matches_coquis_inference(model, voices, decoder):
     codes = decode_alone(decoder, request).codes
     synthesis = BatchedSynthesis(model, max_batch=2)
     try:
-        ours = synthesis.vocode(list(request.text_tokens), codes, latents, 1.0)
+        ours = synthesis.vocode_codes(list(request.text_tokens), codes, latents, 1.0)
     finally:
         synthesis.close()
     with torch.inference_mode():
@@ -91,6 +91,23 @@ def test_greedy_audio_matches_coquis_inference(model, voices, decoder):
             do_sample=False, repetition_penalty=5.0, max_new_tokens=TOKENS,
         )["wav"]
     np.testing.assert_array_equal(ours, np.asarray(theirs, dtype=np.float32).reshape(-1))
+
+
+def test_decoding_latents_are_coquis_forward_latents(model, voices, decoder):
+    """What lets the whole-utterance path skip coqui's second GPT pass: the latents of the
+    decoding steps equal the teacher-forced forward pass's, to float rounding."""
+    request = _requests(model, voices, GREEDY)[1]
+    result = decode_alone(decoder, request)
+    tokens = torch.IntTensor(list(request.text_tokens))[None]
+    codes = torch.tensor([result.codes])
+    with torch.inference_mode():
+        forward = model._model.gpt(
+            tokens, torch.tensor([tokens.shape[-1]]), codes,
+            torch.tensor([codes.shape[-1] * model._model.gpt.code_stride_len]),
+            cond_latents=voices[1].gpt_cond_latent, return_attentions=False, return_latent=True,
+        )[0]
+    assert forward.shape == result.latents.shape
+    torch.testing.assert_close(result.latents, forward, atol=1e-4, rtol=1e-4)
 
 
 def test_greedy_batched_gives_the_same_codes_as_alone(model, voices, decoder):

@@ -1,0 +1,179 @@
+"""P9 batching: 1, 4 and 8 requests arriving at once in one worker, batched GPT decoding
+(:mod:`honora_tts.model.batched_synthesis`) against the serialized worker (one request after
+another through ``XttsModel``'s lock, coqui's ``generate``): throughput, p50/p95 latency from
+arrival to the last sample, and time to first audio of streamed requests.
+
+Full-size XTTS-v2 architecture with random weights (``--model full``, the default; ``--quick``
+uses the tiny model), every request bounded to the same number of GPT codes (random weights
+never stop). Each concurrency level runs both ways back to back (alternating which goes first),
+so both see the same machine load; the 1-minute load average is recorded per level.
+
+Targets on a 2-core CPU: batched throughput at 4 at least 2x the serialized worker's, with p50
+latency at 4 no worse than 1.5x a lone request's (the lone request through today's path).
+On a GPU (``--device cuda``; ``--fp16 on`` for half precision): aggregate RTF <= 0.02 and time to
+first audio p50 <= 300 ms at 16 concurrent (``--quick`` off adds 16 on CUDA).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from honora_tts.bench.checkpoints import empty_caches, resolve_checkpoint
+from honora_tts.bench.machine import load_average
+from honora_tts.bench.measures import Stopwatch, ratio, summarize
+from honora_tts.bench.options import BenchOptions
+from honora_tts.bench.quiet_logs import quiet_library_logs
+from honora_tts.bench.report import BenchResult, fmt
+
+#: From the tiny tokenizer's training corpus, so that its words are whole tokens (61 with the
+#: spaces), closer to what the release's tokenizer makes of a sentence than unseen words.
+TEXT = "The quick brown fox jumps over the lazy dog while the band plays a slow song."
+CPU_UTTERANCE_S = 3.0
+GPU_UTTERANCE_S = 10.0
+QUICK_UTTERANCE_S = 1.0
+TARGET_THROUGHPUT = 2.0
+TARGET_LATENCY = 1.5
+TARGET_GPU_RTF = 0.02
+TARGET_GPU_TTFA_MS = 300.0
+SEED = 21
+
+
+def _round(model: Any, latents: Any, parallel: int, params: dict[str, Any],
+           stream: bool) -> dict[str, Any]:
+    """``parallel`` requests arriving together: in threads (batched: they decode together;
+    serialized: the model's lock runs them one after another, as a worker's queue would)."""
+    watch = Stopwatch()
+    lock = threading.Lock()
+
+    def one(index: int) -> dict[str, Any]:
+        request = {**params, "seed": SEED + index}
+        first, samples = None, 0
+        if stream:
+            for chunk in model.stream(TEXT, "en", latents, request):
+                if first is None and chunk.size:
+                    first = watch.ms()
+                samples += chunk.size
+        else:
+            samples = model.synthesize(TEXT, "en", latents, request).samples.size
+        return {"latency_ms": watch.ms(), "ttfa_ms": first,
+                "audio_s": samples / model.sample_rate}
+
+    if model.batching is None:
+        def serial(index: int) -> dict[str, Any]:
+            with lock:  # whole requests one after another, like a one-job-at-a-time worker
+                return one(index)
+        run = serial
+    else:
+        run = one
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        rows = list(pool.map(run, range(parallel)))
+    wall_s = watch.ms() / 1000
+    audio_s = sum(r["audio_s"] for r in rows)
+    return {"rows": rows, "wall_s": wall_s, "requests_per_s": parallel / wall_s,
+            "aggregate_rtf": wall_s / audio_s if audio_s else None,
+            "load_average": load_average()[0]}
+
+
+def run(options: BenchOptions, result: BenchResult) -> None:
+    quiet_library_logs()
+    from honora_tts import xtts
+
+    device = options.device
+    gpu = device.startswith("cuda")
+    model_name = options.model or ("tiny" if options.quick else "full")
+    seconds = QUICK_UTTERANCE_S if options.quick else (GPU_UTTERANCE_S if gpu else
+                                                       CPU_UTTERANCE_S)
+    tokens = round(seconds * xtts.TOKENS_PER_SECOND)
+    levels = (1, 2) if options.quick else ((1, 4, 8, 16) if gpu else (1, 4, 8))
+    fp16 = options.fp16 == "on" and gpu
+    if options.fp16 != "off" and not gpu:
+        result.skipped("fp16", "fp16", "skipped: fp16 needs CUDA (this run is on a CPU)")
+    os.environ["HONORA_DEVICE"] = device
+    directory, label = resolve_checkpoint(model_name)
+    params = {**xtts.DEFAULT_PARAMS, "max_new_tokens": tokens}
+    measured: dict[str, Any] = {}
+    with empty_caches():
+        xtts.reset_loaded_model()
+        model = xtts.load_model(str(directory), device=device, fp16=fp16)
+        voice, sha = model.default_voice()
+        latents = model.latents(voice, sha).latents
+        model.enable_batching(max(levels))
+        batching = model.batching
+        warm = {**params, "max_new_tokens": 4}
+        for mode in ("serialized", "batched"):
+            model.batching = batching if mode == "batched" else None
+            model.synthesize("Warm up.", "en", latents, warm)
+            list(model.stream("Warm up.", "en", latents, warm))
+        for index, parallel in enumerate(levels):
+            modes = ("serialized", "batched") if index % 2 == 0 else ("batched", "serialized")
+            for kind in ("whole", "stream"):
+                for mode in modes:
+                    model.batching = batching if mode == "batched" else None
+                    measured.setdefault(mode, {}).setdefault(kind, {})[parallel] = _round(
+                        model, latents, parallel, params, stream=kind == "stream")
+        model.batching = batching
+        stats = batching.scheduler.stats.as_dict()
+        batching.close()
+        model.batching = None
+        xtts.reset_loaded_model()
+    result.data.update(model=label, device=device, fp16=fp16, tokens=tokens,
+                       utterance_s=seconds, levels=list(levels), measured=measured,
+                       scheduler=stats, text=TEXT, torch_threads=_threads())
+    result.notes.append(f"model {label}, {tokens} codes per request ({seconds:g} s of audio), "
+                        f"{device}{' fp16' if fp16 else ''}, {_threads()} torch thread(s); "
+                        "requests arrive together; latency = arrival to last sample")
+    _figures(result, measured, levels, gpu)
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _figures(result: BenchResult, measured: dict[str, Any], levels: tuple[int, ...],
+             gpu: bool) -> None:
+    whole = {mode: measured[mode]["whole"] for mode in measured}
+    stream = {mode: measured[mode]["stream"] for mode in measured}
+    for parallel in levels:
+        for mode in ("serialized", "batched"):
+            run = whole[mode][parallel]
+            latency = summarize(r["latency_ms"] for r in run["rows"])
+            result.add(f"{mode}_throughput_{parallel}", f"{mode}: {parallel} at once, throughput",
+                       run["requests_per_s"], "req/s",
+                       spread=f"aggregate RTF {fmt(run['aggregate_rtf'])}, load "
+                              f"{fmt(run['load_average'])}")
+            result.add_summary(f"{mode}_latency_{parallel}", f"{mode}: {parallel} at once, "
+                               "latency", latency)
+            ttfa = summarize(r["ttfa_ms"] for r in stream[mode][parallel]["rows"])
+            result.add_summary(f"{mode}_ttfa_{parallel}", f"{mode}: {parallel} at once, time "
+                               "to first audio", ttfa)
+    lone = summarize(r["latency_ms"] for r in whole["serialized"][1]["rows"]).p50
+    compare = 4 if 4 in levels else levels[-1]
+    speedup = ratio(whole["batched"][compare]["requests_per_s"],
+                    whole["serialized"][compare]["requests_per_s"])
+    result.add(f"throughput_ratio_{compare}", f"batched / serialized throughput at {compare}",
+               speedup, "x", target=f">= {TARGET_THROUGHPUT:g}x",
+               met=speedup >= TARGET_THROUGHPUT if compare == 4 else None)
+    p50 = summarize(r["latency_ms"] for r in whole["batched"][compare]["rows"]).p50
+    slowdown = ratio(p50, lone)
+    result.add(f"latency_ratio_{compare}", f"batched p50 latency at {compare} / lone request",
+               slowdown, "x", target=f"<= {TARGET_LATENCY:g}x",
+               met=slowdown <= TARGET_LATENCY if compare == 4 else None,
+               spread=f"lone request {fmt(lone)} ms (serialized path)")
+    if 16 in levels:
+        run = whole["batched"][16]
+        ttfa = summarize(r["ttfa_ms"] for r in stream["batched"][16]["rows"]).p50
+        result.add("gpu_rtf_16", "batched: aggregate RTF at 16", run["aggregate_rtf"], "",
+                   target=f"<= {TARGET_GPU_RTF}",
+                   met=(run["aggregate_rtf"] or 1e9) <= TARGET_GPU_RTF if gpu else "open")
+        result.add("gpu_ttfa_16", "batched: time to first audio p50 at 16", ttfa, "ms",
+                   target=f"<= {TARGET_GPU_TTFA_MS:g} ms",
+                   met=ttfa <= TARGET_GPU_TTFA_MS if gpu else "open")
+    elif not gpu:
+        result.notes.append("GPU targets (aggregate RTF <= 0.02 and time to first audio <= "
+                            "300 ms at 16 concurrent, H200) still open: no GPU was lent; run "
+                            "`honora-tts bench p9 --device cuda` (and `--fp16 on`) on one")

@@ -473,6 +473,8 @@ def _health_response(job_id: str | None, request_id: str) -> SynthesisResponse:
         "streaming": streaming_enabled(),
         "voice_cache": default_voice_cache().stats(),
         "latent_cache": model.stats() if model is not None else {},
+        "batching": (model.batching.scheduler.stats.as_dict()
+                     if getattr(model, "batching", None) is not None else None),
     }
     return SynthesisResponse(
         request_id=request_id, job_id=job_id,

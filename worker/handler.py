@@ -12,6 +12,8 @@ its next job while one runs and starts it the moment the first ends (jobs still 
 time). It saves the runpod worker loop's idle 0.5-1 s between queued jobs (``honora-tts bench
 p3``: 1.9x one worker's throughput under a full queue), at the price that a job may wait behind
 a busy worker while another worker is idle: use it when the queue is rarely empty.
+``HONORA_MAX_BATCH`` (default: 1 on a CPU, from free memory on CUDA) > 1 decodes that many jobs
+together in one batch: the worker then takes that many jobs at once (``honora_tts.batched_worker``).
 """
 
 import logging
@@ -23,7 +25,7 @@ sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
 
 import runpod
 
-from honora_tts import handler
+from honora_tts import batched_worker, handler
 from honora_tts.version import streaming_enabled
 
 logging.basicConfig(
@@ -42,9 +44,14 @@ def _prefetch_concurrency(_current: int) -> int:
 
 
 if __name__ == "__main__":
+    rows = batched_worker.enable_batching(handler._model, os.environ.get("HONORA_MAX_BATCH"))
     handler.warm_up()
     streaming = streaming_enabled()
-    if streaming:
+    if rows > 1:
+        entry = (batched_worker.concurrent_stream_handler(handler.handle_stream) if streaming
+                 else batched_worker.concurrent_handler(handler.handle))
+        concurrency = batched_worker.concurrency_modifier(rows)
+    elif streaming:
         entry, concurrency = handler.handle_stream, _concurrency
     elif os.environ.get("HONORA_PREFETCH", "0").strip() == "1":
         entry, concurrency = handler.handle_async, _prefetch_concurrency

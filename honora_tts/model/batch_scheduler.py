@@ -298,7 +298,9 @@ class BatchScheduler:
         for batch in batches:
             keep = []
             for index, row in enumerate(batch.rows):
-                if row.cancelled:
+                if row.error is not None:
+                    self._finish_error(row.ticket, row.error)
+                elif row.cancelled:
                     self._finish_error(row.ticket, DecodeCancelled("cancelled while decoding"),
                                        counter="cancelled")
                 elif row.done:
@@ -316,7 +318,7 @@ class BatchScheduler:
             row.emit()
         except Exception as exc:  # noqa: BLE001 - the consumer's failure is its row's alone
             logger.warning("a row's latent consumer failed: %s", exc)
-            row.cancelled = True
+            row.error = exc
 
     def _finish(self, row: Row) -> None:
         future = row.ticket

@@ -133,6 +133,8 @@ class Row:
         self.emitted = 0
         self.stopped = False
         self.cancelled = False
+        #: Why the row must leave before it is done (its latent consumer failed).
+        self.error: BaseException | None = None
         #: Set by the scheduler: what to do with the result.
         self.ticket: Any = None
 

@@ -158,3 +158,14 @@ def test_call_runs_on_the_scheduler_thread(scheduler):
         scheduler.name
     with pytest.raises(ZeroDivisionError):
         scheduler.call(lambda: 1 / 0).result(timeout=30)
+
+
+def test_a_failing_latent_consumer_fails_only_its_row(model, voices, scheduler, alone_decoder):
+    def broken(latents, codes, final):
+        raise OSError("listener went away")
+
+    futures = [scheduler.submit(_request(model, voices, i, **(
+        {"stream_chunk_size": 4, "on_latents": broken} if i == 0 else {}))) for i in range(2)]
+    with pytest.raises(OSError, match="listener went away"):
+        futures[0].result(timeout=300)
+    assert futures[1].result(timeout=300).codes == _alone(alone_decoder, model, voices, 1)

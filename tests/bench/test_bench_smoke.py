@@ -28,7 +28,8 @@ EXPECTED = {
     "p7": ["bare_kernel_s", "01_deploy_verification_s"],
     "p8": ["probe_total_ms", "phase_model load (bare)", "total_over_load"],
     "p9": ["serialized_throughput_2", "batched_throughput_2", "batched_latency_2",
-           "batched_ttfa_2", "throughput_ratio_2", "latency_ratio_2"],
+           "batched_ttfa_2", "batched_ttfa_cpu_2", "throughput_ratio_2", "latency_ratio_2",
+           "throughput_ratio_cpu_2", "latency_ratio_cpu_2"],
 }
 SLOW = {"p1", "p2", "p3", "p4", "p6", "p7", "p8", "p9"}
 

@@ -165,10 +165,58 @@ class Row:
                 request.on_latents(new if new is not None else torch.zeros(0), codes, self.done)
 
 
+#: Free positions a key/value buffer gets when it is (re)allocated; a step writes its new keys
+#: and values in place instead of copying the whole cache as ``DynamicCache`` does.
+KV_HEADROOM = 64
+
+
+def _buffer(like: torch.Tensor, rows: int, length: int) -> torch.Tensor:
+    import torch
+
+    shape = (rows, like.shape[1], length + KV_HEADROOM, like.shape[3])
+    return torch.zeros(shape, dtype=like.dtype, device=like.device)
+
+
+def _kv_layer(buffers: tuple[torch.Tensor, torch.Tensor], length: int) -> Any:
+    """A ``transformers`` cache layer over preallocated ``(keys, values)`` buffers holding
+    ``length`` positions; :meth:`update` writes new positions in place (growing the buffers
+    when full) and never touches the first ``length``."""
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.buffers = buffers
+            self.length = length
+            self.dtype, self.device = buffers[0].dtype, buffers[0].device
+            self.keys = buffers[0][:, :, :length]
+            self.values = buffers[1][:, :, :length]
+            self.is_initialized = True
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor,
+                   cache_kwargs: dict[str, Any] | None = None) -> tuple[Any, Any]:
+            new = key_states.shape[-2]
+            keys, values = self.buffers
+            end = self.length + new
+            if end > keys.shape[2]:
+                grown = (_buffer(keys, keys.shape[0], end), _buffer(values, keys.shape[0], end))
+                grown[0][:, :, :self.length] = keys[:, :, :self.length]
+                grown[1][:, :, :self.length] = values[:, :, :self.length]
+                keys, values = self.buffers = grown
+            keys[:, :, self.length:end] = key_states
+            values[:, :, self.length:end] = value_states
+            self.length = end
+            self.keys, self.values = keys[:, :, :end], values[:, :, :end]
+            return self.keys, self.values
+
+    return BufferLayer()
+
+
 class DecodingBatch:
-    """Rows decoding together: their key/value cache ``kv`` (per layer ``(keys, values)``,
-    each ``(rows, heads, seq, head_dim)``), attention ``mask`` ``(rows, seq)`` and each row's
-    next input token."""
+    """Rows decoding together: their key/value cache ``kv`` (per layer ``(keys, values)``
+    buffers, each ``(rows, heads, capacity, head_dim)``, of which the first ``mask.shape[1]``
+    positions are filled), attention ``mask`` ``(rows, seq)`` and each row's next input
+    token."""
 
     def __init__(self, rows: list[Row], kv: list[tuple[torch.Tensor, torch.Tensor]],
                  mask: torch.Tensor, next_tokens: list[int], seen: torch.Tensor):
@@ -187,18 +235,21 @@ class DecodingBatch:
         import torch
         import torch.nn.functional as F
 
-        length = max(self.mask.shape[1], other.mask.shape[1])
+        mine, theirs = self.mask.shape[1], other.mask.shape[1]
+        length = max(mine, theirs)
+        rows = len(self.rows)
 
-        def pad_kv(t: torch.Tensor) -> torch.Tensor:
-            return F.pad(t, (0, 0, length - t.shape[2], 0))
+        def joined(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            out = _buffer(a, rows + len(other.rows), length)
+            out[:rows, :, length - mine:length] = a[:, :, :mine]
+            out[rows:, :, length - theirs:length] = b[:, :, :theirs]
+            return out
 
         def pad_mask(m: torch.Tensor) -> torch.Tensor:
             return F.pad(m, (length - m.shape[1], 0))
 
-        kv = [
-            (torch.cat([pad_kv(k1), pad_kv(k2)]), torch.cat([pad_kv(v1), pad_kv(v2)]))
-            for (k1, v1), (k2, v2) in zip(self.kv, other.kv, strict=True)
-        ]
+        kv = [(joined(k1, k2), joined(v1, v2))
+              for (k1, v1), (k2, v2) in zip(self.kv, other.kv, strict=True)]
         mask = torch.cat([pad_mask(self.mask), pad_mask(other.mask)])
         return DecodingBatch(self.rows + other.rows, kv, mask,
                              self.next_tokens + other.next_tokens,
@@ -215,8 +266,14 @@ class DecodingBatch:
         index = torch.tensor(keep, device=self.mask.device)
         mask = self.mask.index_select(0, index)
         first = int(mask.any(dim=0).nonzero()[0, 0])
-        kv = [(k.index_select(0, index)[:, :, first:], v.index_select(0, index)[:, :, first:])
-              for k, v in self.kv]
+        length = self.mask.shape[1]
+
+        def kept(t: torch.Tensor) -> torch.Tensor:
+            out = _buffer(t, len(keep), length - first)
+            out[:, :, :length - first] = t.index_select(0, index)[:, :, first:length]
+            return out
+
+        kv = [(kept(k), kept(v)) for k, v in self.kv]
         return DecodingBatch([self.rows[i] for i in keep], kv, mask[:, first:],
                              [self.next_tokens[i] for i in keep],
                              self.seen.index_select(0, index))
@@ -311,12 +368,24 @@ class BatchedGptDecoder:
 
         if self.before_forward is not None:
             self.before_forward(phase, rows)
-        cache = DynamicCache(ddp_cache_data=kv) if kv else DynamicCache()
+        cache = DynamicCache()
+        if kv:
+            length = mask.shape[1] - embeds.shape[1]
+            cache.layers = [_kv_layer(buffers, length) for buffers in kv]
         out = self.gpt.gpt(inputs_embeds=embeds, past_key_values=cache, attention_mask=mask,
                            use_cache=True, return_dict=True)
-        cache = out.past_key_values
-        new_kv = [(layer.keys, layer.values) for layer in cache.layers]
-        return out.last_hidden_state, new_kv
+        layers = out.past_key_values.layers
+        if kv:
+            return out.last_hidden_state, [layer.buffers for layer in layers]
+        filled = mask.shape[1]
+
+        def buffered(t: torch.Tensor) -> torch.Tensor:
+            out = _buffer(t, t.shape[0], filled)
+            out[:, :, :filled] = t
+            return out
+
+        return out.last_hidden_state, [(buffered(layer.keys), buffered(layer.values))
+                                       for layer in layers]
 
     def prefill(self, rows: list[Row]) -> DecodingBatch:
         """Run the prompts of ``rows`` (left-padded to the longest) and pick each row's first

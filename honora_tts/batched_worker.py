@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import Any
 
 from honora_tts.model.batch_capacity import MaxBatchError, default_max_batch, parse_max_batch
@@ -19,7 +19,6 @@ from honora_tts.model.batch_capacity import MaxBatchError, default_max_batch, pa
 log = logging.getLogger("honora_tts.worker")
 
 Job = dict[str, Any]
-_END = object()
 
 
 def enable_batching(load_model: Callable[[], Any], setting: str | int | None) -> int:
@@ -60,7 +59,7 @@ def concurrent_handler(handle: Callable[[Job], Job]) -> Callable[[Job], Awaitabl
 
 
 def concurrent_stream_handler(
-    handle_stream: Callable[[Job], Iterator[Job]],
+    handle_stream: Callable[[Job], Generator[Job, None, None]],
 ) -> Callable[[Job], AsyncIterator[Job]]:
     """An async-generator RunPod handler over the blocking generator ``handle_stream``: each
     item is fetched in a thread, so several streams run at once."""
@@ -68,8 +67,8 @@ def concurrent_stream_handler(
         items = handle_stream(job)
         try:
             while True:
-                item = await asyncio.to_thread(next, items, _END)
-                if item is _END:
+                item = await asyncio.to_thread(next, items, None)
+                if item is None:
                     return
                 yield item
         finally:

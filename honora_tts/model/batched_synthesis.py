@@ -196,7 +196,8 @@ class BatchedSynthesis:
         pieces = model._pieces(text, lang)
         generator = self._generator(generation.seed)
         chunks_of = functools.partial(self._chunks, generator=generator)
-        return model._stream_pieces(pieces, lang, latents, generation, None, chunks_of)
+        unused_rng = model._rng(None)  # the pieces share ``generator`` instead
+        return model._stream_pieces(pieces, lang, latents, generation, unused_rng, chunks_of)
 
     def _chunks(self, piece: str, lang: str, latents: Latents, generation: Any, _rng: Any, *,
                 generator: torch.Generator) -> Iterator[tuple[np.ndarray, bool]]:

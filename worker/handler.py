@@ -13,7 +13,8 @@ time). It saves the runpod worker loop's idle 0.5-1 s between queued jobs (``hon
 p3``: 1.9x one worker's throughput under a full queue), at the price that a job may wait behind
 a busy worker while another worker is idle: use it when the queue is rarely empty.
 ``HONORA_MAX_BATCH`` (default: 1 on a CPU, from free memory on CUDA) > 1 decodes that many jobs
-together in one batch: the worker then takes that many jobs at once (``honora_tts.batched_worker``).
+together in one batch: the worker then takes that many jobs at once (``honora_tts.batched_worker``;
+this takes precedence over ``HONORA_PREFETCH``).
 """
 
 import logging

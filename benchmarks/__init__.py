@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "p6": ("gpu_inference", "GPU inference: fp32/fp16, whole and streamed, vs plain coqui"),
     "p7": ("notebook_times", "notebooks: wall time under papermill against localpod"),
     "p8": ("cold_start", "cold start: worker start to first job vs bare model load"),
+    "p9": ("batching", "batching: 1, 4, 8 requests at once, batched vs serialized decoding"),
     "p10": ("speech_measures", "speech measures: one 5 s clip, offline backends, on the CPU"),
 }
 ALIASES = {module.replace("_", "-"): name for name, (module, _) in BENCHMARKS.items()}
@@ -43,8 +44,10 @@ PER_BENCHMARK_TIMEOUT_S = 1800
 #: threads unless ``--threads`` says otherwise: on a shared 2-core machine two OpenMP threads
 #: collapse whenever another process takes a core (the same synthesis measured 1.1 to 22 s with
 #: two threads, 1.7 to 2.3 s with one), and medians of such samples say nothing.
-IN_PROCESS = ("p2", "p4", "p6")
+IN_PROCESS = ("p2", "p4", "p6", "p9")
 IN_PROCESS_THREADS = 1
+#: Benchmarks that run on ``--device``; the others always run on the CPU.
+DEVICE_BENCHMARKS = ("p6", "p9")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,11 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="smallest parameters (smoke run); full-size model parts skipped")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--repeats", type=int, default=None, help="override repeat counts")
-    parser.add_argument("--device", default="cpu", help="p6: cpu, cuda or cuda:N")
+    parser.add_argument("--device", default="cpu", help="p6, p9: cpu, cuda or cuda:N")
     parser.add_argument("--fp16", choices=("off", "on", "both"), default="off",
-                        help="p6: half precision (CUDA only)")
+                        help="p6, p9: half precision (CUDA only; p9 takes on or off)")
     parser.add_argument("--model", default=None,
-                        help="p6: tiny, full (full-size, random weights) or a checkpoint dir")
+                        help="p6, p9: tiny, full (full-size, random weights) or a checkpoint "
+                        "dir")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"torch threads for {', '.join(IN_PROCESS)} on a CPU "
                         f"(default {IN_PROCESS_THREADS})")
@@ -129,7 +133,7 @@ def run_one(name: str, options: BenchOptions, command: str) -> int:
     from benchmarks.machine import machine_facts
 
     module_name, title = BENCHMARKS[name]
-    device = options.device if name == "p6" else "cpu"
+    device = options.device if name in DEVICE_BENCHMARKS else "cpu"
     if name in IN_PROCESS and device == "cpu":
         import torch
 

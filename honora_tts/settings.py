@@ -141,8 +141,8 @@ class WorkerSettings(_EnvSettings):
     )
     max_batch: int | None = Field(
         None, ge=1, validation_alias="HONORA_MAX_BATCH",
-        description="requests decoded together in one batch (default: from the device's "
-        "memory; 1 on a CPU)",
+        description="requests decoded together in one GPT batch; the worker then takes that "
+        "many jobs at once (`auto` or unset: from the GPU's free memory, 1 on a CPU)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="HONORA_LOG_LEVEL", description="worker log level",
@@ -205,6 +205,13 @@ class WorkerSettings(_EnvSettings):
     )
 
     _split_hosts = field_validator("trusted_voice_hosts", mode="before")(_comma_list)
+
+    @field_validator("max_batch", mode="before")
+    @classmethod
+    def _auto_batch(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return None
+        return value
 
     @property
     def output_bucket_configured(self) -> bool:

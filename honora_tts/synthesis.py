@@ -299,13 +299,15 @@ class SynthesisService:
 
     def health(self) -> dict[str, Any]:
         """``model_loaded``, ``model_error``, ``model_load_ms``, ``voice_cache`` and
-        ``latent_cache`` counters."""
+        ``latent_cache`` counters, and the decoding batch's (None when batching is off)."""
+        batching = getattr(self._model, "batching", None)
         return {
             "model_loaded": self._model is not None,
             "model_error": self.model_error,
             "model_load_ms": round(self.model_load_ms, 1),
             "voice_cache": self.voices.stats() if self.voices is not None else {},
             "latent_cache": self._model.stats() if self._model is not None else {},
+            "batching": batching.scheduler.stats.as_dict() if batching is not None else None,
         }
 
     # ------------------------------------------------------------------ internals

@@ -48,6 +48,8 @@ from honora_tts.settings import cache_dir
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
 
+    from honora_tts.model.batched_synthesis import BatchedSynthesis
+
 logger = logging.getLogger(__name__)
 
 MIN_REFERENCE_S = 0.5
@@ -154,6 +156,8 @@ class XttsModel:
         )
         self._lock = threading.Lock()
         self._default_voice: tuple[Path, str] | None = None
+        #: Set by :meth:`enable_batching`: synthesize/stream then decode in a shared batch.
+        self.batching: BatchedSynthesis | None = None
         _quiet_generation_warnings()
         self.unavailable_languages = self._probe_languages()
         self.languages: tuple[str, ...] = tuple(
@@ -416,11 +420,28 @@ class XttsModel:
 
     # ---- synthesis
 
+    @property
+    def coqui_model(self) -> Any:
+        """The coqui-tts ``Xtts`` this model wraps (its GPT sizes the decoding batch)."""
+        return self._model
+
+    def enable_batching(self, max_batch: int) -> None:
+        """Route :meth:`synthesize` and :meth:`stream` through a batch scheduler of up to
+        ``max_batch`` rows (:mod:`honora_tts.model.batched_synthesis`)."""
+        from honora_tts.model.batched_synthesis import BatchedSynthesis
+
+        if self.batching is not None:
+            self.batching.close()
+        self.batching = BatchedSynthesis(self, max_batch=max_batch)
+
     def synthesize(
         self, text: str, language: str, latents: Latents, params: dict[str, Any] | None = None
     ) -> Synthesis:
         """Speak ``text``: split into pieces under the language's limit, each generated with
-        ``Xtts.inference``, joined with short fades and a pause (:func:`honora_tts.audio.join`)."""
+        ``Xtts.inference``, joined with short fades and a pause (:func:`honora_tts.audio.join`).
+        With batching on, the pieces decode in the shared batch instead."""
+        if self.batching is not None:
+            return self.batching.synthesize(text, language, latents, params)
         lang = self._language(language)
         generation = self._generation(params)
         pieces = self._pieces(text, lang)
@@ -476,7 +497,10 @@ class XttsModel:
         """Speak ``text`` as float32 chunks, the first after ``stream_chunk_size`` GPT tokens.
         ``vocoder="incremental"`` decodes each chunk's new frames only (:class:`IncrementalVocoder`);
         ``"coqui"`` uses ``Xtts.inference_stream`` (re-decodes everything per chunk). Invalid
-        input raises here, before the first chunk is asked for."""
+        input raises here, before the first chunk is asked for. With batching on, incremental
+        streams decode in the shared batch."""
+        if self.batching is not None and vocoder == "incremental":
+            return self.batching.stream(text, language, latents, params)
         lang = self._language(language)
         generation = self._generation(params)
         pieces = self._pieces(text, lang)

@@ -62,9 +62,13 @@ class _Job:
 class RunPodAdapter:
     """Turns RunPod jobs into :class:`SynthesisService` calls and counts them."""
 
-    def __init__(self, service: SynthesisService, *, streaming: bool = False) -> None:
+    def __init__(
+        self, service: SynthesisService, *, streaming: bool = False, batch_rows: int = 1
+    ) -> None:
         self.service = service
         self.streaming = streaming
+        #: Jobs whose decoding shares one batch (``HONORA_MAX_BATCH``); the worker takes as many.
+        self.batch_rows = batch_rows
         self.started_at = time.time()
         self.jobs_served = 0
         self.jobs_failed = 0

@@ -29,6 +29,12 @@ from honora_tts.log_safety import configure_logging
 from honora_tts.settings import SettingsError, WorkerSettings
 from honora_tts.synthesis import SpeechModel, SynthesisService
 from honora_tts.version import configure_build
+from honora_tts.worker.batching import (
+    concurrency_modifier,
+    concurrent_handler,
+    concurrent_stream_handler,
+    enable_batching,
+)
 from honora_tts.worker.runpod_adapter import ASYNC_CONCURRENCY, RunPodAdapter
 
 
@@ -50,6 +56,7 @@ def build_adapter(
             from honora_tts.model import load_model
 
             return load_model(settings=settings)
+    rows = enable_batching(loader, settings.max_batch) if settings.max_batch != 1 else 1
     if voices is None:
         from honora_tts.voices import VoiceCache
 
@@ -57,7 +64,7 @@ def build_adapter(
     service = SynthesisService.loading(loader, voices, delivery=AudioDelivery.for_settings(settings))
     if warm_up:
         service.warm_up()
-    return RunPodAdapter(service, streaming=settings.streaming)
+    return RunPodAdapter(service, streaming=settings.streaming, batch_rows=rows)
 
 
 def runpod_config(adapter: RunPodAdapter, settings: WorkerSettings) -> dict[str, Any]:
@@ -70,7 +77,11 @@ def runpod_config(adapter: RunPodAdapter, settings: WorkerSettings) -> dict[str,
         return ASYNC_CONCURRENCY
 
     handler: Callable[[dict[str, Any]], Any]
-    if settings.streaming:
+    if adapter.batch_rows > 1:  # jobs taken together decode together (HONORA_MAX_BATCH)
+        handler = (concurrent_stream_handler(adapter.handle_stream) if settings.streaming
+                   else concurrent_handler(adapter.handle))
+        concurrency = concurrency_modifier(adapter.batch_rows)
+    elif settings.streaming:
         handler, concurrency = adapter.handle_stream, fixed
     elif settings.prefetch:
         handler, concurrency = adapter.handle_async, prefetch

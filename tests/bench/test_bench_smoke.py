@@ -27,10 +27,13 @@ EXPECTED = {
     "p6": ["fp32_ttfa_ms", "fp32_rtf", "coqui_ttfa_ms", "coqui_rtf", "vs_coqui_rtf"],
     "p7": ["bare_kernel_s", "01_deploy_verification_s"],
     "p8": ["probe_total_ms", "phase_model load (bare)", "total_over_load"],
+    "p9": ["serialized_throughput_2", "batched_throughput_2", "batched_latency_2",
+           "batched_ttfa_2", "batched_ttfa_cpu_2", "throughput_ratio_2", "latency_ratio_2",
+           "throughput_ratio_cpu_2", "latency_ratio_cpu_2"],
     "p10": ["load_ms", "clip_s", "dnsmos_ms", "asr_ms", "align_ms", "voice_ms"],
 }
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SLOW = {"p1", "p2", "p3", "p4", "p6", "p7", "p8", "p10"}
+SLOW = {"p1", "p2", "p3", "p4", "p6", "p7", "p8", "p9", "p10"}
 
 
 def _run(name: str, out: Path) -> dict:

@@ -1,0 +1,171 @@
+"""Batched GPT decoding on the tiny XTTS: a row decodes the same codes in a batch as alone, and
+alone the same as coqui's own ``generate`` path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from honora_tts.model.batched_decoding import (
+    BatchedGptDecoder,
+    DecodeRequest,
+    DecodeRequestError,
+    SamplingParams,
+    decode_alone,
+)
+
+TEXTS = (
+    "hello world, this is a test.",
+    "the quick brown fox jumps over the lazy dog while the band plays a slow song",
+    "one two",
+)
+GREEDY = SamplingParams(do_sample=False)
+TOKENS = 24
+
+
+@pytest.fixture(scope="module")
+def decoder(model):
+    return BatchedGptDecoder(model.coqui_model.gpt, model.device)
+
+
+def _tokens(model, text):
+    return model.coqui_model.tokenizer.encode(text, lang="en")
+
+
+def _requests(model, voices, sampling, seeds=(None, None, None), max_new=TOKENS):
+    return [
+        DecodeRequest(voices[i % 2].gpt_cond_latent, _tokens(model, text), max_new, sampling,
+                      seed=seed)
+        for i, (text, seed) in enumerate(zip(TEXTS, seeds, strict=True))
+    ]
+
+
+def _run_staggered(decoder, requests, join_after=3):
+    """First request alone for ``join_after`` steps, then the others join; rows leave as they
+    finish. Returns each row's codes and stream latents."""
+    rows = [decoder.row(r) for r in requests]
+    batch = decoder.prefill(rows[:1])
+    for _ in range(join_after):
+        decoder.step(batch)
+    batch = batch.merge(decoder.prefill(rows[1:]))
+    widths = set()
+    while True:
+        batch = batch.select([i for i, row in enumerate(batch.rows) if not row.done])
+        if not len(batch):
+            break
+        widths.add(len(batch))
+        decoder.step(batch)
+    assert len(widths) > 1  # rows really did share steps, and some left before others
+    return [row.result() for row in rows]
+
+
+def test_greedy_alone_matches_coquis_generate(model, voices, decoder):
+    gpt = model.coqui_model.gpt
+    for request in _requests(model, voices, GREEDY)[:2]:
+        with torch.inference_mode():
+            theirs = gpt.generate(
+                cond_latents=request.gpt_cond_latent,
+                text_inputs=torch.IntTensor(list(request.text_tokens))[None],
+                do_sample=False, top_p=0.85, top_k=50, temperature=0.75,
+                num_return_sequences=1, num_beams=1, length_penalty=1.0,
+                repetition_penalty=5.0, output_attentions=False, max_new_tokens=TOKENS,
+            )
+        assert decode_alone(decoder, request).codes == theirs[0].tolist()
+
+
+def test_greedy_audio_matches_coquis_inference(model, voices, decoder):
+    from honora_tts.model.batched_synthesis import BatchedSynthesis
+
+    latents = voices[0]
+    request = _requests(model, voices, GREEDY)[0]
+    codes = decode_alone(decoder, request).codes
+    synthesis = BatchedSynthesis(model, max_batch=2)
+    try:
+        ours = synthesis.vocode_codes(list(request.text_tokens), codes, latents, 1.0)
+    finally:
+        synthesis.close()
+    with torch.inference_mode():
+        theirs = model.coqui_model.inference(
+            TEXTS[0], "en", latents.gpt_cond_latent, latents.speaker_embedding,
+            do_sample=False, repetition_penalty=5.0, max_new_tokens=TOKENS,
+        )["wav"]
+    np.testing.assert_array_equal(ours, np.asarray(theirs, dtype=np.float32).reshape(-1))
+
+
+def test_decoding_latents_are_coquis_forward_latents(model, voices, decoder):
+    """What lets the whole-utterance path skip coqui's second GPT pass: the latents of the
+    decoding steps equal the teacher-forced forward pass's, to float rounding."""
+    request = _requests(model, voices, GREEDY)[1]
+    result = decode_alone(decoder, request)
+    tokens = torch.IntTensor(list(request.text_tokens))[None]
+    codes = torch.tensor([result.codes])
+    with torch.inference_mode():
+        forward = model.coqui_model.gpt(
+            tokens, torch.tensor([tokens.shape[-1]]), codes,
+            torch.tensor([codes.shape[-1] * model.coqui_model.gpt.code_stride_len]),
+            cond_latents=voices[1].gpt_cond_latent, return_attentions=False, return_latent=True,
+        )[0]
+    assert forward.shape == result.latents.shape
+    torch.testing.assert_close(result.latents, forward, atol=1e-4, rtol=1e-4)
+
+
+def test_greedy_batched_gives_the_same_codes_as_alone(model, voices, decoder):
+    alone = [decode_alone(decoder, r) for r in _requests(model, voices, GREEDY)]
+    batched = _run_staggered(decoder, _requests(model, voices, GREEDY))
+    for one, many in zip(alone, batched, strict=True):
+        assert many.codes == one.codes
+        assert many.latents.shape == one.latents.shape == (TOKENS, decoder.model_dim)
+        torch.testing.assert_close(many.latents, one.latents, atol=1e-4, rtol=1e-4)
+
+
+def test_sampling_with_a_seed_gives_the_same_codes_batched_as_alone(model, voices, decoder):
+    sampling = SamplingParams(temperature=0.9, top_p=0.8, top_k=40, repetition_penalty=2.0)
+    seeds = (11, 12, 13)
+    alone = [decode_alone(decoder, r) for r in _requests(model, voices, sampling, seeds)]
+    batched = _run_staggered(decoder, _requests(model, voices, sampling, seeds))
+    assert [b.codes for b in batched] == [a.codes for a in alone]
+    again = decode_alone(decoder, _requests(model, voices, sampling, (99, 12, 13))[0])
+    assert again.codes != alone[0].codes  # the seed matters
+
+
+def test_rows_with_different_sampling_parameters_share_a_batch(model, voices, decoder):
+    mixed = [GREEDY, SamplingParams(top_k=5, top_p=1.0, temperature=0.5),
+             SamplingParams(top_k=0, top_p=0.5, repetition_penalty=1.0)]
+    requests = [DecodeRequest(voices[0].gpt_cond_latent, _tokens(model, t), TOKENS, s, seed=5)
+                for t, s in zip(TEXTS, mixed, strict=True)]
+    alone = [decode_alone(decoder, r).codes for r in requests]
+    assert [r.codes for r in _run_staggered(decoder, requests)] == alone
+
+
+def test_rows_leave_at_their_own_length(model, voices, decoder):
+    requests = _requests(model, voices, GREEDY)
+    for request, length in zip(requests, (5, 17, 9), strict=True):
+        request.max_new_tokens = length
+    results = _run_staggered(decoder, requests, join_after=1)
+    assert [len(r.codes) for r in results] == [5, 17, 9]
+    assert all(not r.stopped for r in results)  # random weights: bounded, not stopped
+
+
+def test_stream_latents_come_in_chunks(model, voices, decoder):
+    chunks = []
+    request = _requests(model, voices, GREEDY)[0]
+    request.stream_chunk_size = 10
+    request.on_latents = lambda latents, codes, final: chunks.append((len(codes), final))
+    decode_alone(decoder, request)
+    assert chunks == [(10, False), (10, False), (4, True)]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"text_tokens": []}, "text_tokens is empty"),
+    ({"max_new_tokens": 0}, "max_new_tokens must lie"),
+    ({"sampling": SamplingParams(temperature=0.0)}, "temperature must be a positive"),
+    ({"sampling": SamplingParams(top_p=1.5)}, r"top_p must lie in \[0, 1\]"),
+    ({"gpt_cond_latent": torch.zeros(1, 32, 7)}, "gpt_cond_latent has shape"),
+])
+def test_malformed_requests_are_refused_with_the_field(model, voices, decoder, change, message):
+    request = _requests(model, voices, GREEDY)[0]
+    for name, value in change.items():
+        setattr(request, name, value)
+    with pytest.raises(DecodeRequestError, match=message):
+        decoder.check(request)

@@ -1,0 +1,116 @@
+"""``XttsModel.synthesize`` / ``stream`` with batching enabled, on the tiny XTTS: concurrent
+requests give the audio each gives alone (same seed), a bad voice fails only its request, a
+stream keeps its chunks and cancels its row when closed."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from honora_tts import model as honora_model
+from honora_tts.files import file_sha256
+from honora_tts.protocol import SYNTHESIS_DEFAULTS, ErrorCode, WorkerError
+
+TEXTS = (
+    "hello world, this is a test.",
+    "the quick brown fox jumps over the lazy dog. how are you today?",
+    "one two three four five",
+    "she sells sea shells",
+)
+
+
+@pytest.fixture
+def batched(model, request):
+    from honora_tts.model.batched_synthesis import BatchedSynthesis
+
+    latents_from = getattr(request, "param", "decode")
+    model.batching = BatchedSynthesis(model, max_batch=4, latents_from=latents_from)
+    yield model
+    model.batching.close()
+    model.batching = None
+
+
+def _params(index, **extra):
+    return {**SYNTHESIS_DEFAULTS, "max_new_tokens": 16, "seed": 40 + index, **extra}
+
+
+def _speak(model, voices, index):
+    return model.synthesize(TEXTS[index], "en", voices[index % 2], _params(index)).samples
+
+
+@pytest.mark.parametrize("batched", ["decode", "forward"], indirect=True)
+def test_concurrent_requests_give_the_audio_they_give_alone(batched, voices):
+    alone = [_speak(batched, voices, i) for i in range(4)]
+    assert batched.batching.scheduler.stats.max_rows == 1
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda i: _speak(batched, voices, i), range(4)))
+    assert batched.batching.scheduler.stats.max_rows >= 2
+    for one, many in zip(alone, together, strict=True):
+        if batched.batching.latents_from == "forward":  # the audio is a function of the codes
+            np.testing.assert_array_equal(many, one)
+        else:  # the decoding latents: equal to float rounding across batch shapes
+            np.testing.assert_allclose(many, one, atol=1e-4)
+    assert not np.array_equal(alone[0][: alone[2].size], alone[2][: alone[0].size])
+    # the second text has two sentences but fits one piece; a long text is split in pieces
+    long_text = " ".join([TEXTS[1]] * 6)
+    result = batched.synthesize(long_text, "en", voices[0], _params(0, max_new_tokens=6))
+    assert result.pieces >= 2 and result.samples.size > 0
+
+
+def test_a_bad_voice_fails_only_its_request(batched, voices, tmp_path):
+    silent = tmp_path / "silent.wav"
+    from honora_tts import audio
+
+    silent.write_bytes(audio.encode(np.zeros(48_000, dtype=np.float32), honora_model.SAMPLE_RATE, "wav"))
+    alone = [_speak(batched, voices, i) for i in (0, 2)]
+
+    def job(index):
+        if index == 1:
+            latents = batched.latents(silent, file_sha256(silent)).latents
+            return batched.synthesize(TEXTS[1], "en", latents, _params(1)).samples
+        return _speak(batched, voices, index)
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(job, i) for i in range(3)]
+        with pytest.raises(WorkerError) as caught:
+            futures[1].result()
+        assert caught.value.code == ErrorCode.VOICE_NOT_AUDIO
+        np.testing.assert_allclose(futures[0].result(), alone[0], atol=1e-4)
+        np.testing.assert_allclose(futures[2].result(), alone[1], atol=1e-4)
+
+
+def test_invalid_parameters_are_refused_before_decoding(batched, voices):
+    with pytest.raises(WorkerError) as caught:
+        batched.synthesize(TEXTS[0], "en", voices[0], {"temprature": 0.5})
+    assert caught.value.code == ErrorCode.INVALID_INPUT
+    assert batched.batching.scheduler.stats.submitted == 0
+
+
+def test_streams_batched_keep_their_chunks_and_audio(batched, voices):
+    def stream(index):
+        params = _params(index, max_new_tokens=30, stream_chunk_size=8)
+        return [c for c in batched.stream(TEXTS[index], "en", voices[index % 2], params)]
+
+    alone = [stream(i) for i in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(stream, range(3)))
+    assert batched.batching.scheduler.stats.max_rows >= 2
+    for one, many in zip(alone, together, strict=True):
+        assert len(one) >= 2  # the first chunk came before the row finished
+        assert [c.size for c in many] == [c.size for c in one]
+        np.testing.assert_allclose(np.concatenate(many), np.concatenate(one), atol=1e-4)
+
+
+def test_closing_a_stream_cancels_its_row(batched, voices):
+    params = _params(0, max_new_tokens=200, stream_chunk_size=4)
+    chunks = batched.stream(TEXTS[0], "en", voices[0], params)
+    first = next(chunks)
+    assert first.size > 0
+    chunks.close()
+    scheduler = batched.batching.scheduler
+    from honora_tts.model.batch_scheduler import wait_idle
+
+    assert wait_idle(scheduler, timeout=60)
+    assert scheduler.stats.cancelled == 1 and scheduler.stats.completed == 0

@@ -8,6 +8,7 @@ import pytest
 
 from honora_tts import audio
 from honora_tts import model as honora_model
+from honora_tts.files import file_sha256
 
 
 @pytest.fixture(scope="module")
@@ -42,5 +43,5 @@ def voices(model, tmp_path_factory):
     samples = 0.3 * np.sin(2 * np.pi * 180 * t) * (1 + 0.3 * rng.standard_normal(t.size))
     other = tmp_path_factory.mktemp("voice") / "other.wav"
     other.write_bytes(audio.encode(samples.astype(np.float32), honora_model.SAMPLE_RATE, "wav"))
-    second = model.latents(other, honora_model.file_sha256(other)).latents
+    second = model.latents(other, file_sha256(other)).latents
     return first, second

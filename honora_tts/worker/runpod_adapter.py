@@ -129,6 +129,7 @@ class RunPodAdapter:
             "streaming": self.streaming,
             "voice_cache": facts["voice_cache"],
             "latent_cache": facts["latent_cache"],
+            "batching": facts["batching"],
         }
         loaded = service.model_loaded
         return SynthesisResponse(

@@ -16,7 +16,12 @@ from honora_tts.client.audio_fetch import AudioFetcher
 from honora_tts.client.job_runner import JobRunner, JobTiming
 from honora_tts.client.results import JobStatus, SynthesisResult, Timings
 from honora_tts.client.streaming import SynthesisStream
-from honora_tts.protocol import AudioPayload, SynthesisParams, SynthesisResponse
+from honora_tts.protocol import (
+    AudioPayload,
+    OutputSpec,
+    SynthesisParams,
+    SynthesisResponse,
+)
 from honora_tts.redaction import install_redaction
 
 log = install_redaction(logging.getLogger("honora_tts.client"))
@@ -54,13 +59,10 @@ class Synthesis:
         """One job for ``text``; see :meth:`EndpointClient.synthesize`."""
         deadline = self.jobs.deadline(deadline_s)
         request_id = request_id or new_request_id()
-        reference = self.voices.resolve(voice, voice_sha256)
-        request = build_request(
-            request_id=request_id, text=text, voice_url=reference.url,
-            voice_sha256=reference.sha256, language=language,
-            output=output_spec(format, sample_rate, delivery), params=synthesis_params(params),
+        job_input = self._job_input(
+            request_id, text, voice, voice_sha256, language,
+            output_spec(format, sample_rate, delivery), params,
         )
-        job_input = validated(request.to_input(), request_id)
         status, timing = self.jobs.execute(job_input, request_id, deadline)
         response = self.responses.read(status, request_id)
         if response.audio is None:
@@ -94,17 +96,34 @@ class Synthesis:
         """A streaming job for ``text``; see :meth:`EndpointClient.synthesize_stream`."""
         deadline = self.jobs.deadline(deadline_s)
         request_id = request_id or new_request_id()
+        output = output_spec(format, None, "base64")
+        job_input = self._job_input(
+            request_id, text, voice, voice_sha256, language, output, params, stream=True,
+        )
+        return SynthesisStream(
+            self.jobs, self.audio, self.responses, job_input, request_id, deadline, output.format
+        )
+
+    def _job_input(
+        self,
+        request_id: str,
+        text: str,
+        voice: Any,
+        voice_sha256: str | None,
+        language: str,
+        output: OutputSpec,
+        params: SynthesisParams | Mapping[str, Any] | None,
+        *,
+        stream: bool = False,
+    ) -> dict[str, Any]:
+        """The validated job input of a request (its voice uploaded once, by content)."""
         reference = self.voices.resolve(voice, voice_sha256)
         request = build_request(
             request_id=request_id, text=text, voice_url=reference.url,
-            voice_sha256=reference.sha256, language=language, stream=True,
-            output=output_spec(format, None, "base64"), params=synthesis_params(params),
+            voice_sha256=reference.sha256, language=language, stream=stream, output=output,
+            params=synthesis_params(params),
         )
-        job_input = validated(request.to_input(), request_id)
-        return SynthesisStream(
-            self.jobs, self.audio, self.responses, job_input, request_id, deadline,
-            request.output.format,
-        )
+        return validated(request.to_input(), request_id)
 
     def result(
         self,

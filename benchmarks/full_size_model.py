@@ -14,7 +14,6 @@ docs/benchmarks.md.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -25,9 +24,9 @@ from honora_tts.model.checkpoints import (
     is_built,
     recorded_metadata,
     tiny_checkpoint_dir,
-    weights_checksum,
+    write_random_checkpoint,
 )
-from honora_tts.model.constants import DEFAULT_VOICE_FILE, METADATA_FILE
+from honora_tts.model.constants import DEFAULT_VOICE_FILE
 from honora_tts.settings import cache_dir
 
 #: Bumped whenever the build changes: cached checkpoints of another recipe are rebuilt.
@@ -46,10 +45,8 @@ DEFAULT_MAX_NEW_TOKENS = 64
 def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     """Write ``model.pth``, ``config.json``, ``vocab.json``, ``default_voice.wav`` and
     ``honora_model.json`` into ``directory``."""
-    import torch
     from tokenizers import AddedToken, Tokenizer
     from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.models.xtts import Xtts
 
     tiny = tiny_checkpoint_dir(0)
     directory = Path(directory)
@@ -71,24 +68,12 @@ def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     args.gpt_stop_text_token = tokenizer.token_to_id("[STOP]")
     apply_synthesis_defaults(config)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Xtts(config)
-    state = model.state_dict()
-    torch.save({"model": state}, directory / "model.pth")
-    config.save_json(str(directory / "config.json"))
-    metadata = {
+    return write_random_checkpoint(directory, config, seed, {
         "name": f"full-size-xtts-seed{seed} (random weights)",
-        "random_weights": True,
-        "seed": seed,
-        "parameters": sum(t.numel() for t in state.values()),
         "default_max_new_tokens": DEFAULT_MAX_NEW_TOKENS,
         "builder": "benchmarks.full_size_model.build_full_size_checkpoint",
         "recipe": RECIPE,
-    }
-    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
-    weights_checksum(directory / "model.pth")
-    return directory
+    })
 
 
 def full_size_checkpoint_dir(seed: int = 0) -> Path:

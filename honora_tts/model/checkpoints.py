@@ -176,12 +176,10 @@ def build_tiny_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     special and language tokens), ``config.json``, ``model.pth`` (random weights from ``seed``;
     the same seed gives byte-identical weights), ``default_voice.wav`` and
     ``honora_model.json``. Loadable by the real ``Xtts.load_checkpoint``."""
-    import torch
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
     skip_unused_sklearn_import()
     from TTS.tts.configs.xtts_config import XttsConfig
-    from TTS.tts.models.xtts import Xtts
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -208,6 +206,26 @@ def build_tiny_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     args.gpt_stop_text_token = tokenizer.token_to_id("[STOP]")
     apply_synthesis_defaults(config)
 
+    source = write_reference_voice(directory / DEFAULT_VOICE_FILE)
+    return write_random_checkpoint(directory, config, seed, {
+        "name": f"tiny-xtts-seed{seed} (random weights)",
+        "default_max_new_tokens": TINY_DEFAULT_MAX_NEW_TOKENS,
+        "default_voice": source,
+        "builder": "honora_tts.model.checkpoints.build_tiny_checkpoint",
+        "recipe": TINY_RECIPE,
+    })
+
+
+def write_random_checkpoint(
+    directory: Path, config: Any, seed: int, metadata: dict[str, Any]
+) -> Path:
+    """An XTTS of ``config`` with random weights drawn from ``seed``, saved as a checkpoint
+    ``load_checkpoint`` opens (``model.pth``, ``config.json``) with honora's metadata (plus
+    ``random_weights``, ``seed`` and ``parameters``) and its weights checksum. The tiny model
+    and the benchmarks' full-size one are both made here."""
+    import torch
+    from TTS.tts.models.xtts import Xtts
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Xtts(config)
@@ -217,18 +235,9 @@ def build_tiny_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     torch.save({"model": state}, buffer)
     write_atomically(directory / "model.pth", buffer.getvalue())
     config.save_json(str(directory / "config.json"))
-    source = write_reference_voice(directory / DEFAULT_VOICE_FILE)
-    metadata = {
-        "name": f"tiny-xtts-seed{seed} (random weights)",
-        "random_weights": True,
-        "seed": seed,
-        "parameters": sum(t.numel() for t in state.values()),
-        "default_max_new_tokens": TINY_DEFAULT_MAX_NEW_TOKENS,
-        "default_voice": source,
-        "builder": "honora_tts.model.checkpoints.build_tiny_checkpoint",
-        "recipe": TINY_RECIPE,
-    }
-    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    recorded = {"random_weights": True, "seed": seed,
+                "parameters": sum(t.numel() for t in state.values()), **metadata}
+    (directory / METADATA_FILE).write_text(json.dumps(recorded, indent=2) + "\n")
     weights_checksum(directory / "model.pth")
     return directory
 

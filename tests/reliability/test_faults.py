@@ -45,6 +45,7 @@ from honora_tts.client import (
 from honora_tts.localpod import LocalPod
 from honora_tts.model import tiny_checkpoint_dir
 from honora_tts.voices import LocalVoiceStore, S3VoiceStore
+from honora_tts.voices.audio_check import check_voice_audio
 
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
@@ -57,7 +58,11 @@ def workdir() -> Iterator[Path]:
         yield Path(tmp)
 
 
-DISK_VOICE_BYTES = len(voice_bytes(2.0, 16_000))
+#: What one voice takes in the cache: the prepared reference the model reads (mono float32 at
+#: 22.05 kHz), not the downloaded file.
+DISK_VOICE_BYTES = len(check_voice_audio(
+    voice_bytes(2.0, 16_000), source="test", min_duration_s=0.5, max_duration_s=600.0,
+).reference_wav)
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +267,7 @@ def test_corrupted_voice_cache_file_is_detected_and_replaced(pod, client, voices
     first = _speak(client, url)
     assert first.cache is not None and first.cache.voice == "miss"
     [blob] = (workdir / "voice-cache" / "blobs").glob(f"{sha}.*")
+    prepared = hashlib.sha256(blob.read_bytes()).hexdigest()  # the reference XTTS reads
     damaged = bytearray(blob.read_bytes())
     damaged[len(damaged) // 2:len(damaged) // 2 + 4096] = b"\x00" * 4096  # same size
     blob.write_bytes(bytes(damaged))
@@ -269,7 +275,7 @@ def test_corrupted_voice_cache_file_is_detected_and_replaced(pod, client, voices
     second = _speak(client, url)
     assert second.cache is not None and second.cache.voice == "miss", "served a damaged file"
     assert voices.hits["/corrupt-me.wav"] == 2, "it was not fetched again"
-    assert hashlib.sha256(blob.read_bytes()).hexdigest() == sha, "the damaged file stayed"
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == prepared, "the damaged file stayed"
     logs = "".join(worker_log(w) for w in pod.workers())
     assert "was corrupted; fetching it again" in logs
     FAULTS["corrupted_voice_cache_file"] = (

@@ -33,8 +33,9 @@ from honora_tts.model.coqui_import import skip_unused_sklearn_import
 from honora_tts.model.latent_cache import Latents, LatentsResult
 from honora_tts.model.loading import ModelLoadError, forget_loaded_models, load_model
 from honora_tts.model.text_split import split_text
+from honora_tts.model.utterance import Synthesis
 from honora_tts.model.vocoder import IncrementalVocoder
-from honora_tts.model.xtts_model import Synthesis, XttsModel
+from honora_tts.model.xtts_model import XttsModel
 
 __all__ = [
     "CHECKPOINT_FILES",

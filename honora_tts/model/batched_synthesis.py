@@ -47,7 +47,8 @@ if TYPE_CHECKING:
     import torch
 
     from honora_tts.model.latent_cache import Latents
-    from honora_tts.model.xtts_model import Synthesis, XttsModel
+    from honora_tts.model.utterance import Synthesis
+    from honora_tts.model.xtts_model import XttsModel
 
 _DONE = object()
 
@@ -153,7 +154,7 @@ class BatchedSynthesis:
                    params: dict[str, Any] | None = None) -> Synthesis:
         """Like ``XttsModel.synthesize``, each piece decoded in the shared batch."""
         from honora_tts.model.constants import SAMPLE_RATE
-        from honora_tts.model.xtts_model import PIECE_FADE_MS, PIECE_PAUSE_MS, Synthesis
+        from honora_tts.model.utterance import PIECE_FADE_MS, PIECE_PAUSE_MS, Synthesis
 
         model = self.model
         lang = model._language(language)

@@ -35,6 +35,7 @@ from honora_tts.model.constants import DEFAULT_VOICE_FILE, GPT_COND_CHUNK_LEN, S
 from honora_tts.model.latent_cache import LATENT_FORMAT, LatentCache, Latents, LatentsResult
 from honora_tts.model.reference_voice import cached_default_voice
 from honora_tts.model.text_split import split_text
+from honora_tts.model.utterance import PIECE_FADE_MS, PIECE_PAUSE_MS, Synthesis
 from honora_tts.model.vocoder import IncrementalVocoder
 from honora_tts.protocol import (
     SYNTHESIS_DEFAULTS,
@@ -53,19 +54,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MIN_REFERENCE_S = 0.5
-PIECE_PAUSE_MS = 120.0
-PIECE_FADE_MS = 10.0
 #: The keys ``params`` may carry: :class:`~honora_tts.protocol.SynthesisParams`'s fields.
 PARAM_NAMES = frozenset(SynthesisParams.model_fields)
-
-
-@dataclass(frozen=True)
-class Synthesis:
-    """One utterance: float32 mono samples at :data:`SAMPLE_RATE`."""
-
-    samples: np.ndarray
-    pieces: int
-    generation_ms: float
 
 
 class _RequestRng:

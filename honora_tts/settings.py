@@ -15,6 +15,7 @@ prints the table; a test keeps README in step with it).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 from collections.abc import Mapping
@@ -22,11 +23,21 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 #: Where RunPod's public job API lives, and its management API (REST v2).
 DEFAULT_API_BASE = "https://api.runpod.ai/v2"
 DEFAULT_MANAGEMENT_API_BASE = "https://api.runpod.io/v2"
+
+
+#: False while settings are read from a given mapping: the process environment is left out.
+_READ_PROCESS_ENVIRONMENT = contextvars.ContextVar("honora_read_process_environment",
+                                                   default=True)
 
 
 class SettingsError(ValueError):
@@ -60,9 +71,25 @@ class _EnvSettings(BaseSettings):
                 if raw is not None and raw.strip() != "":
                     values[name] = raw
             values.update(overrides)
-            return cls.model_validate(values)
+            token = _READ_PROCESS_ENVIRONMENT.set(False)
+            try:
+                return cls(**values)
+            finally:
+                _READ_PROCESS_ENVIRONMENT.reset(token)
         except ValidationError as exc:
             raise SettingsError(cls._explain(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the process environment (unless reading a given mapping); no
+        dotenv or secret files."""
+        if not _READ_PROCESS_ENVIRONMENT.get():
+            return (init_settings,)
+        return (init_settings, env_settings)
 
     @classmethod
     def _explain(cls, exc: ValidationError) -> str:

@@ -26,6 +26,7 @@ from typing import Any
 
 from honora_tts.delivery import AudioDelivery
 from honora_tts.log_safety import configure_logging
+from honora_tts.model.loading import ModelLoadError
 from honora_tts.settings import SettingsError, WorkerSettings
 from honora_tts.synthesis import SpeechModel, SynthesisService
 from honora_tts.version import configure_build
@@ -100,14 +101,20 @@ def main() -> None:
     # The old workers died with "EOF when reading a line" reading stdin; this one never reads it.
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     configure_logging(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s", sys.stderr)
+    loader: Callable[[], SpeechModel] | None = None
     try:
         settings = WorkerSettings.from_env()
     except SettingsError as exc:
-        logging.getLogger("honora_tts.worker").critical(
-            "the worker cannot start: %s. Fix the endpoint's environment variables.", exc)
-        raise SystemExit(2) from None
+        # Like a model that does not load: stay up and answer model_not_ready naming the
+        # variable, so a misconfigured endpoint is visible instead of crash-looping.
+        problem = f"the worker's settings are invalid: {exc}. Fix the endpoint's variables."
+        logging.getLogger("honora_tts.worker").critical(problem)
+        settings = WorkerSettings.from_env({})
+
+        def loader() -> SpeechModel:
+            raise ModelLoadError(problem)
     logging.getLogger().setLevel(settings.log_level)
     import runpod
 
-    adapter = build_adapter(settings)
+    adapter = build_adapter(settings, loader=loader)
     runpod.serverless.start(runpod_config(adapter, settings))

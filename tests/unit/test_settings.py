@@ -98,3 +98,13 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
     assert cache_dir().parts[-2:] == (".cache", "honora-tts")
     monkeypatch.setenv("HONORA_PREFETCH", "not a flag")  # a bad worker setting elsewhere
     assert cache_dir().parts[-2:] == (".cache", "honora-tts")
+
+
+def test_a_given_mapping_is_read_alone(monkeypatch) -> None:
+    monkeypatch.setenv("HONORA_PREFETCH", "not a flag")
+    monkeypatch.setenv("GIT_SHA", "from-the-process")
+    settings = WorkerSettings.from_env({"HONORA_WORKER_CONCURRENCY": "2"})
+    assert settings.prefetch is False and settings.git_sha is None
+    assert settings.worker_concurrency == 2
+    with pytest.raises(SettingsError, match="HONORA_PREFETCH"):
+        WorkerSettings.from_env()

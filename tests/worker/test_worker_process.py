@@ -81,6 +81,14 @@ def test_a_worker_whose_model_cannot_load_still_answers(repo_root, tmp_path):
     assert "model_not_ready" in out
 
 
+def test_a_worker_with_an_invalid_setting_stays_up_and_names_it(repo_root):
+    done = _test_input(repo_root, {"action": "health"}, HONORA_PREFETCH="maybe")
+    out = done.stdout + done.stderr
+    assert done.returncode == 1
+    assert "model_not_ready" in out and "HONORA_PREFETCH" in out
+    assert "Traceback" not in out
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -169,3 +169,39 @@ def test_malformed_requests_are_refused_with_the_field(model, voices, decoder, c
         setattr(request, name, value)
     with pytest.raises(DecodeRequestError, match=message):
         decoder.check(request)
+
+
+def test_a_voice_prefix_is_computed_once_and_gives_the_codes_a_fresh_one_gives(model, voices):
+    """Rows of a voice seen before reuse its prefix keys and values; the codes are those of a
+    decoder that keeps no prefix, batched or alone, and a voice of another prefix length (a
+    longer conditioning sequence) shares the batch."""
+    cached = BatchedGptDecoder(model.coqui_model.gpt, model.device)
+    fresh = BatchedGptDecoder(model.coqui_model.gpt, model.device, prefix_voices=0)
+    longer = torch.cat([voices[1].gpt_cond_latent, voices[0].gpt_cond_latent[:, :5]], dim=1)
+    requests = [
+        DecodeRequest(latent, _tokens(model, text), TOKENS, GREEDY)
+        for latent, text in ((voices[0].gpt_cond_latent, TEXTS[0]),
+                             (voices[0].gpt_cond_latent, TEXTS[1]),
+                             (longer, TEXTS[2]))
+    ]
+    expected = [decode_alone(fresh, r).codes for r in requests]
+    assert fresh.prefixes.hits == 0 and len(fresh.prefixes) == 0
+
+    assert [decode_alone(cached, r).codes for r in requests] == expected
+    assert (cached.prefixes.misses, cached.prefixes.hits) == (2, 1)
+    assert [r.codes for r in _run_staggered(cached, requests)] == expected
+    assert (cached.prefixes.misses, cached.prefixes.hits) == (2, 4)
+
+
+def test_the_prefix_cache_keeps_the_latest_voices():
+    from honora_tts.model.batched_decoding import PrefixCache
+
+    cache = PrefixCache(voices=2)
+    keys = [PrefixCache.key(torch.full((1, 4, 8), float(i))) for i in range(3)]
+    assert len(set(keys)) == 3
+    assert PrefixCache.key(torch.full((1, 4, 8), 0.0)) == keys[0]
+    for key in keys[:2]:
+        cache.put(key, [])
+    assert cache.get(keys[0]) == []  # keys[0] is now the most recent
+    cache.put(keys[2], [])
+    assert cache.get(keys[1]) is None and cache.get(keys[0]) == [] and len(cache) == 2

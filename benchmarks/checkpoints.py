@@ -2,7 +2,8 @@
 
 ``tiny`` is the offline tiny model (33 M parameters), ``full`` the full-size architecture with
 random weights (:mod:`benchmarks.full_size_model`), anything else a checkpoint directory
-(e.g. the real XTTS-v2 release). Random weights never stop: benchmarks bound generation.
+(e.g. the real XTTS-v2 release). Random weights seldom stop (the full-size checkpoint never
+does): benchmarks bound generation.
 """
 
 from __future__ import annotations

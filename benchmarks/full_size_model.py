@@ -5,7 +5,8 @@ Same classes and sizes as the released model (30 GPT layers, 1024 channels, 16 h
 perceiver resampler, 1026 audio codes, 6681 text tokens, the HiFi-GAN decoder), so compute per
 token is the release's; the weights are random, so its audio is noise and it never emits the
 stop token (bound generation with ``max_new_tokens``). The tokenizer is the tiny model's BPE,
-padded with unused tokens to the release's 6681 text tokens.
+padded with unused tokens to the release's 6681 text tokens. The stop-audio code's logit is
+biased away (``never_stop``), so a request always decodes ``max_new_tokens`` codes.
 
 Built once per seed under the cache directory (about 1.8 GB), like the tiny checkpoint and
 through the same helper (:func:`honora_tts.model.checkpoints.build_once`); see
@@ -30,7 +31,8 @@ from honora_tts.model.constants import DEFAULT_VOICE_FILE
 from honora_tts.settings import cache_dir
 
 #: Bumped whenever the build changes: cached checkpoints of another recipe are rebuilt.
-RECIPE = 1
+#: 2: the stop-audio code is never chosen (``never_stop``), so every request is as long as asked.
+RECIPE = 2
 #: The released XTTS-v2 config.json values that differ from coqui's class defaults.
 RELEASE_ARGS = {
     "gpt_num_audio_tokens": 1026,
@@ -73,7 +75,7 @@ def build_full_size_checkpoint(directory: Path, *, seed: int = 0) -> Path:
         "default_max_new_tokens": DEFAULT_MAX_NEW_TOKENS,
         "builder": "benchmarks.full_size_model.build_full_size_checkpoint",
         "recipe": RECIPE,
-    })
+    }, never_stop=True)
 
 
 def full_size_checkpoint_dir(seed: int = 0) -> Path:

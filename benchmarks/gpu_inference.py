@@ -10,8 +10,9 @@ Run it on a GPU machine::
     python -m benchmarks p6 --device cuda --fp16 both --model /path/to/XTTS-v2
 
 On a CPU (``--device cpu``, the default) it runs the tiny model with short utterances: the
-code path is the same, the GPU targets stay open. Random weights never emit the stop token,
-so every utterance is bounded to the tokens of :data:`UTTERANCE_S` seconds.
+code path is the same, the GPU targets stay open. Random weights seldom emit the stop token
+(the full-size checkpoint never does), so every utterance is bounded to the tokens of
+:data:`UTTERANCE_S` seconds.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ is a row of the shared batch (:mod:`honora_tts.model.batch_scheduler`), so reque
 together decode together.
 
 - Whole utterances: when a piece's row finishes, the HiFi-GAN decoder turns its latents into
-  audio on the scheduler thread. ``latents_from="decode"`` (default) uses the latents the
+  audio in the vocoder lane (:mod:`honora_tts.model.vocoder_lane`: a thread of its own beside
+  the decoding where that pays, else the scheduler thread between steps). ``latents_from="decode"`` (default) uses the latents the
   decoding steps computed anyway (``final_norm`` of each step's last hidden state); coqui's
   ``Xtts.inference`` instead runs the GPT once more over text and codes
   (``return_latent=True``), which by causality gives the same latents up to float rounding and
@@ -14,8 +15,9 @@ together decode together.
   model on this CPU). ``latents_from="forward"`` does what coqui does: given the same codes
   the audio is then bit for bit coqui's.
 - Streaming: the row hands its stream latents every ``stream_chunk_size`` codes to an
-  :class:`~honora_tts.model.vocoder.IncrementalVocoder`, so the first chunk comes after
-  ``stream_chunk_size`` steps of the batch, as alone.
+  :class:`~honora_tts.model.vocoder.IncrementalVocoder` in the vocoder lane, so the first
+  chunk comes after ``stream_chunk_size`` steps of the batch, as alone; the lane runs a
+  stream's chunks in order, and its end after its last chunk.
 - Seeds: one CPU ``torch.Generator`` per request, seeded with ``params.seed`` (or fresh), used
   by its pieces in order: the same seed gives the same codes and audio whether the request ran
   alone or with others.
@@ -34,6 +36,7 @@ import numpy as np
 
 from honora_tts import audio
 from honora_tts.model.batch_scheduler import BatchScheduler
+from honora_tts.model.vocoder_lane import VocoderLane, lane_pays
 from honora_tts.model.batched_decoding import (
     BatchedGptDecoder,
     DecodeRequest,
@@ -53,11 +56,19 @@ if TYPE_CHECKING:
 _DONE = object()
 
 
+class _Failed:
+    """A streamed chunk whose vocoding failed: its reader raises ``error``."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
 class BatchedSynthesis:
     """Batched ``synthesize`` and ``stream`` for one loaded model (see the module docstring)."""
 
     def __init__(self, model: XttsModel, *, max_batch: int,
-                 latents_from: Literal["decode", "forward"] = "decode"):
+                 latents_from: Literal["decode", "forward"] = "decode",
+                 vocoder_thread: bool | None = None):
         if latents_from not in ("decode", "forward"):
             raise ValueError(f"latents_from must be 'decode' or 'forward', got {latents_from!r}")
         self.latents_from = latents_from
@@ -67,9 +78,12 @@ class BatchedSynthesis:
         self.decoder = BatchedGptDecoder(self.xtts.gpt, model.device, fp16=model.fp16)
         self.scheduler = BatchScheduler(self.decoder, max_batch=max_batch)
         self.max_batch = max_batch
+        threaded = lane_pays(model.device) if vocoder_thread is None else vocoder_thread
+        self.vocoder_lane = VocoderLane(self.scheduler.call, threaded=threaded)
 
     def close(self) -> None:
         self.scheduler.close()
+        self.vocoder_lane.close()
 
     # ------------------------------------------------------------------ helpers
 
@@ -170,7 +184,7 @@ class BatchedSynthesis:
                 result = self._decode(DecodeRequest(
                     latents.gpt_cond_latent, tokens, generation.max_new_tokens, sampling,
                     generator=generator, label=f"piece {index + 1}/{len(pieces)}"))
-                vocoded = self.scheduler.call(functools.partial(
+                vocoded = self.vocoder_lane.submit(functools.partial(
                     self.vocode, tokens, result, latents, generation.speed))
                 wavs.append(vocoded.result())
             except WorkerError:
@@ -210,12 +224,18 @@ class BatchedSynthesis:
                                      latents.speaker_embedding.to(self.device), generation.speed)
         ready: queue.Queue[Any] = queue.Queue()
 
+        def render(new: torch.Tensor, final: bool) -> None:
+            try:
+                with self._model_context():
+                    if new.numel():
+                        vocoder.push(list(new))
+                    ready.put((vocoder.render(final=final), final))
+            except BaseException as exc:  # noqa: BLE001 - raised to the stream's reader
+                ready.put(_Failed(exc))
+
         def on_latents(new: torch.Tensor, _codes: list[int], final: bool) -> None:
-            # On the scheduler thread, between steps.
-            with self._model_context():
-                if new.numel():
-                    vocoder.push(list(new))
-                ready.put((vocoder.render(final=final), final))
+            # On the scheduler thread, between steps: hand the chunk to the vocoder lane.
+            self.vocoder_lane.submit(functools.partial(render, new, final))
 
         request = DecodeRequest(
             latents.gpt_cond_latent, self.model._text_tokens(piece, lang),
@@ -223,12 +243,21 @@ class BatchedSynthesis:
             stream_chunk_size=generation.stream_chunk_size, on_latents=on_latents,
         )
         future = self.scheduler.submit(request)
-        future.add_done_callback(lambda _: ready.put(_DONE))
+        # Through the lane, so that the end comes after the chunks queued before it.
+        def end(_: Any) -> None:
+            try:
+                self.vocoder_lane.submit(lambda: ready.put(_DONE))
+            except Exception:  # noqa: BLE001 - lane or scheduler closed: nothing is queued
+                ready.put(_DONE)
+
+        future.add_done_callback(end)
         try:
             while True:
                 item = ready.get()
                 if item is _DONE:
                     break
+                if isinstance(item, _Failed):
+                    raise item.error
                 yield item
             try:
                 future.result()

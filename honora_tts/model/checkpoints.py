@@ -216,13 +216,23 @@ def build_tiny_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     })
 
 
+#: The stop-audio code's logit bias in a ``never_stop`` checkpoint.
+NEVER_STOP_BIAS = -1.0e4
+
+
 def write_random_checkpoint(
-    directory: Path, config: Any, seed: int, metadata: dict[str, Any]
+    directory: Path, config: Any, seed: int, metadata: dict[str, Any], *,
+    never_stop: bool = False,
 ) -> Path:
     """An XTTS of ``config`` with random weights drawn from ``seed``, saved as a checkpoint
     ``load_checkpoint`` opens (``model.pth``, ``config.json``) with honora's metadata (plus
     ``random_weights``, ``seed`` and ``parameters``) and its weights checksum. The tiny model
-    and the benchmarks' full-size one are both made here."""
+    and the benchmarks' full-size one are both made here.
+
+    Random weights emit the stop-audio code now and then (about one step in a thousand when
+    sampling), which ends that request early; ``never_stop`` gives that code a logit bias of
+    :data:`NEVER_STOP_BIAS`, so every request runs to ``max_new_tokens`` (benchmarks that
+    compare two ways of decoding need the same work on both)."""
     import torch
     from TTS.tts.models.xtts import Xtts
 
@@ -231,11 +241,13 @@ def write_random_checkpoint(
         model = Xtts(config)
     state = {name: tensor.detach().clone().contiguous() for name, tensor in
              model.state_dict().items()}
+    if never_stop:
+        state["gpt.mel_head.bias"][int(config.model_args.gpt_stop_audio_token)] = NEVER_STOP_BIAS
     buffer = io.BytesIO()
     torch.save({"model": state}, buffer)
     write_atomically(directory / "model.pth", buffer.getvalue())
     config.save_json(str(directory / "config.json"))
-    recorded = {"random_weights": True, "seed": seed,
+    recorded = {"random_weights": True, "seed": seed, "never_stop": never_stop,
                 "parameters": sum(t.numel() for t in state.values()), **metadata}
     (directory / METADATA_FILE).write_text(json.dumps(recorded, indent=2) + "\n")
     weights_checksum(directory / "model.pth")

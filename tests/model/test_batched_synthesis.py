@@ -4,6 +4,7 @@ stream keeps its chunks and cancels its row when closed."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -25,8 +26,9 @@ TEXTS = (
 def batched(model, request):
     from honora_tts.model.batched_synthesis import BatchedSynthesis
 
-    latents_from = getattr(request, "param", "decode")
-    model.batching = BatchedSynthesis(model, max_batch=4, latents_from=latents_from)
+    latents_from, vocoder_thread = getattr(request, "param", ("decode", None))
+    model.batching = BatchedSynthesis(model, max_batch=4, latents_from=latents_from,
+                                      vocoder_thread=vocoder_thread)
     yield model
     model.batching.close()
     model.batching = None
@@ -40,7 +42,7 @@ def _speak(model, voices, index):
     return model.synthesize(TEXTS[index], "en", voices[index % 2], _params(index)).samples
 
 
-@pytest.mark.parametrize("batched", ["decode", "forward"], indirect=True)
+@pytest.mark.parametrize("batched", [("decode", None), ("forward", None)], indirect=True)
 def test_concurrent_requests_give_the_audio_they_give_alone(batched, voices):
     alone = [_speak(batched, voices, i) for i in range(4)]
     assert batched.batching.scheduler.stats.max_rows == 1
@@ -88,6 +90,8 @@ def test_invalid_parameters_are_refused_before_decoding(batched, voices):
     assert batched.batching.scheduler.stats.submitted == 0
 
 
+@pytest.mark.parametrize("batched", [("decode", True), ("decode", False)], indirect=True,
+                         ids=["vocoder-thread", "vocoder-between-steps"])
 def test_streams_batched_keep_their_chunks_and_audio(batched, voices):
     def stream(index):
         params = _params(index, max_new_tokens=30, stream_chunk_size=8)
@@ -114,3 +118,68 @@ def test_closing_a_stream_cancels_its_row(batched, voices):
 
     assert wait_idle(scheduler, timeout=60)
     assert scheduler.stats.cancelled == 1 and scheduler.stats.completed == 0
+
+
+@pytest.mark.parametrize("batched", [("decode", True), ("decode", False)], indirect=True,
+                         ids=["vocoder-thread", "vocoder-between-steps"])
+def test_the_vocoder_runs_in_its_lane(batched, voices, monkeypatch):
+    from honora_tts.model.vocoder import IncrementalVocoder
+
+    lane = batched.batching.vocoder_lane
+    threads = set()
+    render = IncrementalVocoder.render
+
+    def recording(self, final=False):
+        threads.add(threading.current_thread().name)
+        return render(self, final)
+
+    monkeypatch.setattr(IncrementalVocoder, "render", recording)
+    list(batched.stream(TEXTS[0], "en", voices[0], _params(0, stream_chunk_size=4)))
+    batched.synthesize(TEXTS[1], "en", voices[1], _params(1))
+    vocode_thread = batched.batching.vocoder_lane.submit(
+        lambda: threading.current_thread().name).result(timeout=60)
+    if lane.threaded:
+        assert threads == {vocode_thread} and vocode_thread.startswith("honora-vocoder")
+    else:
+        assert threads == {batched.batching.scheduler.name} == {vocode_thread}
+
+
+def test_a_failing_vocoder_fails_only_its_stream(batched, voices, monkeypatch):
+    from honora_tts.model.vocoder import IncrementalVocoder
+
+    render = IncrementalVocoder.render
+
+    def failing(self, final=False):
+        if self.length_scale != 1.0:  # only the stream asked for another speed
+            raise RuntimeError("vocoder broke")
+        return render(self, final)
+
+    monkeypatch.setattr(IncrementalVocoder, "render", failing)
+
+    def stream(index, **extra):
+        params = _params(index, max_new_tokens=24, stream_chunk_size=6, **extra)
+        return np.concatenate(list(batched.stream(TEXTS[index], "en", voices[0], params)))
+
+    alone = stream(0)
+    with ThreadPoolExecutor(2) as pool:
+        good = pool.submit(stream, 0)
+        bad = pool.submit(stream, 1, speed=0.8)
+        with pytest.raises(WorkerError, match="RuntimeError: vocoder broke") as caught:
+            bad.result(timeout=120)
+        assert caught.value.code == ErrorCode.SYNTHESIS_FAILED
+        np.testing.assert_allclose(good.result(timeout=120), alone, atol=1e-4)
+    from honora_tts.model.batch_scheduler import wait_idle
+
+    assert wait_idle(batched.batching.scheduler, timeout=60)
+
+
+def test_the_lane_runs_beside_the_decoding_only_where_a_core_is_free(monkeypatch):
+    import torch
+
+    from honora_tts.model import vocoder_lane
+
+    assert vocoder_lane.lane_pays("cuda:0")
+    monkeypatch.setattr(vocoder_lane, "usable_cores", lambda: torch.get_num_threads() + 1)
+    assert vocoder_lane.lane_pays("cpu")
+    monkeypatch.setattr(vocoder_lane, "usable_cores", lambda: torch.get_num_threads())
+    assert not vocoder_lane.lane_pays("cpu")

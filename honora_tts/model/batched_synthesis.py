@@ -36,7 +36,6 @@ import numpy as np
 
 from honora_tts import audio
 from honora_tts.model.batch_scheduler import BatchScheduler
-from honora_tts.model.vocoder_lane import VocoderLane, lane_pays
 from honora_tts.model.batched_decoding import (
     BatchedGptDecoder,
     DecodeRequest,
@@ -44,6 +43,7 @@ from honora_tts.model.batched_decoding import (
     DecodeResult,
     SamplingParams,
 )
+from honora_tts.model.vocoder_lane import VocoderLane, lane_pays
 from honora_tts.protocol import ErrorCode, WorkerError
 
 if TYPE_CHECKING:

@@ -6,7 +6,11 @@ import json
 
 import torch
 
-from honora_tts.model.checkpoints import NEVER_STOP_BIAS, tiny_checkpoint_dir, write_random_checkpoint
+from honora_tts.model.checkpoints import (
+    NEVER_STOP_BIAS,
+    tiny_checkpoint_dir,
+    write_random_checkpoint,
+)
 from honora_tts.model.constants import METADATA_FILE
 
 

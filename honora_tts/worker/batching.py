@@ -2,23 +2,21 @@
 handlers that let as many jobs run at once as the batch holds.
 
 With ``rows`` > 1 the worker's ``concurrency_modifier`` answers ``rows``, so RunPod's worker loop
-takes up to that many jobs; each runs the ordinary (blocking) handler in its own thread, and
-their GPT decoding meets in the model's batch scheduler
-(:mod:`honora_tts.model.batch_scheduler`). With ``rows`` == 1 nothing changes.
+takes up to that many jobs; each runs the ordinary (blocking) handler in its own thread
+(:mod:`honora_tts.worker.threaded_handlers`), and their GPT decoding meets in the model's batch
+scheduler (:mod:`honora_tts.model.batch_scheduler`). With ``rows`` == 1 nothing changes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from honora_tts.model.batch_capacity import default_max_batch
 
 log = logging.getLogger("honora_tts.worker")
 
-Job = dict[str, Any]
 
 
 def enable_batching(load_model: Callable[[], Any], wanted: int | None) -> int:
@@ -43,31 +41,3 @@ def concurrency_modifier(rows: int) -> Callable[[int], int]:
     def modifier(_current: int) -> int:
         return rows
     return modifier
-
-
-def concurrent_handler(handle: Callable[[Job], Job]) -> Callable[[Job], Awaitable[Job]]:
-    """An async RunPod handler running the blocking ``handle`` in a thread per job, so jobs
-    taken together decode together."""
-    async def handler(job: Job) -> Job:
-        return await asyncio.to_thread(handle, job)
-    return handler
-
-
-def concurrent_stream_handler(
-    handle_stream: Callable[[Job], Iterator[Job]],
-) -> Callable[[Job], AsyncIterator[Job]]:
-    """An async-generator RunPod handler over the blocking generator ``handle_stream``: each
-    item is fetched in a thread, so several streams run at once."""
-    async def handler(job: Job) -> AsyncIterator[Job]:
-        items = handle_stream(job)
-        try:
-            while True:
-                item = await asyncio.to_thread(next, items, None)
-                if item is None:
-                    return
-                yield item
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                await asyncio.to_thread(close)
-    return handler

@@ -9,7 +9,9 @@ Settings (:class:`~honora_tts.settings.WorkerSettings`, read once here)
     one at a time). It saves the runpod worker loop's idle 0.5-1 s between queued jobs
     (``python -m benchmarks p3``: 1.9x one worker's throughput under a full queue), at the price that
     a job may wait behind a busy worker while another worker is idle: use it when the queue is
-    rarely empty. ``HONORA_WORKER_CONCURRENCY`` sets jobs per worker otherwise (default 1).
+    rarely empty. ``HONORA_WORKER_CONCURRENCY`` sets jobs per worker otherwise (default 1); above
+    1 each job runs in a thread of its own (:mod:`honora_tts.worker.threaded_handlers`), so a job
+    waiting on a slow download holds up neither the others nor the SDK's worker loop.
     ``HONORA_LOG_LEVEL`` (default INFO). ``HONORA_URL_DELIVERY_BYTES`` (default 5 MiB): encoded
     audio above it goes out as a URL when ``delivery`` is ``auto`` and an output bucket
     (``BUCKET_*``) is configured. The model's settings are :mod:`honora_tts.model.loading`'s,
@@ -30,13 +32,9 @@ from honora_tts.model.loading import ModelLoadError
 from honora_tts.settings import SettingsError, WorkerSettings
 from honora_tts.synthesis import SpeechModel, SynthesisService
 from honora_tts.version import configure_build
-from honora_tts.worker.batching import (
-    concurrency_modifier,
-    concurrent_handler,
-    concurrent_stream_handler,
-    enable_batching,
-)
+from honora_tts.worker.batching import concurrency_modifier, enable_batching
 from honora_tts.worker.runpod_adapter import ASYNC_CONCURRENCY, RunPodAdapter
+from honora_tts.worker.threaded_handlers import concurrent_handler, concurrent_stream_handler
 
 
 def build_adapter(
@@ -77,11 +75,15 @@ def runpod_config(adapter: RunPodAdapter, settings: WorkerSettings) -> dict[str,
     def prefetch(_current: int) -> int:
         return ASYNC_CONCURRENCY
 
+    def threaded() -> Callable[[dict[str, Any]], Any]:
+        return (concurrent_stream_handler(adapter.handle_stream) if settings.streaming
+                else concurrent_handler(adapter.handle))
+
     handler: Callable[[dict[str, Any]], Any]
     if adapter.batch_rows > 1:  # jobs taken together decode together (HONORA_MAX_BATCH)
-        handler = (concurrent_stream_handler(adapter.handle_stream) if settings.streaming
-                   else concurrent_handler(adapter.handle))
-        concurrency = concurrency_modifier(adapter.batch_rows)
+        handler, concurrency = threaded(), concurrency_modifier(adapter.batch_rows)
+    elif settings.worker_concurrency > 1:  # side by side in threads: the SDK's loop stays free
+        handler, concurrency = threaded(), fixed
     elif settings.streaming:
         handler, concurrency = adapter.handle_stream, fixed
     elif settings.prefetch:

@@ -174,6 +174,42 @@ def test_hostile_voices_are_refused_within_300_mb_of_idle(
     assert "Traceback" not in worker_log(_worker(pod))
 
 
+# ---------------------------------------------------------------------------- finding 2
+
+#: How long the voice server drips its headers: far longer than three tiny-model jobs take.
+DRIP_S = 15.0
+
+
+def test_a_voice_dripping_its_headers_holds_up_no_other_job(
+    pod: LocalPod, driver: PodDriver, voices: ScriptedServer
+) -> None:
+    """Finding 2 on a worker taking several jobs: while one job's voice server drips its
+    headers, the worker's other jobs complete, and the stuck one ends in a structured error.
+    Before, the handler ran on the runpod SDK's event loop: the other jobs waited for the drip,
+    and the SDK's pending job-take timed out (localpod marked what it had handed out
+    ``result_lost``)."""
+    base = f"http://127.0.0.1:{voices.port}"
+    with voice_support.RawServer("header_drip", interval_s=0.3, limit_s=DRIP_S) as slow:
+        stuck = driver.submit({"text": "Hello.", "voice_url": slow.url(), "params": TINY,
+                               "request_id": "red-team-drip"})
+        driver.wait_status(stuck, lambda s: s["status"] == "IN_PROGRESS")
+        started = time.monotonic()
+        others = [driver.submit({"text": "Meanwhile.", "voice_url": f"{base}/voice.wav",
+                                 "params": TINY, "request_id": f"red-team-beside-drip-{i}"})
+                  for i in range(3)]
+        finals = [driver.wait_final(job) for job in others]
+        took = time.monotonic() - started
+        assert [f["status"] for f in finals] == ["COMPLETED"] * 3, finals
+        assert driver.status(stuck)["status"] == "IN_PROGRESS"  # still dripping
+        assert took < DRIP_S, took
+    final = driver.wait_final(stuck)
+    assert final["status"] == "FAILED", final
+    error = worker_error(final)
+    assert error["field"] == "voice_url" and error["code"] != "result_lost", error
+    record("header_drip_beside_other_jobs", others_done_in_s=round(took, 1), drip_s=DRIP_S,
+           stuck_job_error=error["code"])
+
+
 # ---------------------------------------------------------------------------- finding 5
 
 

@@ -13,7 +13,7 @@ from localpod_fixtures import PodAPI
 
 from honora_tts.model.batch_capacity import kv_bytes_per_row
 from honora_tts.settings import SettingsError, WorkerSettings
-from honora_tts.worker import batching
+from honora_tts.worker import batching, threaded_handlers
 
 
 @pytest.mark.parametrize("value, rows", [("", None), (" auto ", None), ("AUTO", None),
@@ -59,7 +59,7 @@ def test_jobs_run_together_off_the_event_loop():
             state["active"] -= 1
         return {"id": job["id"]}
 
-    handler = batching.concurrent_handler(handle)
+    handler = threaded_handlers.concurrent_handler(handle)
 
     async def main() -> list[dict]:
         return await asyncio.gather(*(handler({"id": i}) for i in range(4)))
@@ -80,7 +80,7 @@ def test_streams_run_together_and_close_their_generators():
         finally:
             closed.append(job["id"])
 
-    handler = batching.concurrent_stream_handler(handle_stream)
+    handler = threaded_handlers.concurrent_stream_handler(handle_stream)
 
     async def collect(job_id: int) -> list[dict]:
         return [item async for item in handler({"id": job_id})]
@@ -111,3 +111,30 @@ def test_eight_jobs_through_localpod_decode_in_one_batch(localpod_factory):
     batching = health["output"]["health"]["batching"]
     assert batching["completed"] >= 8 and batching["failed"] == 0
     assert batching["max_rows"] >= 2, batching  # jobs really decoded together
+
+
+@pytest.mark.parametrize("env, kind, jobs", [
+    ({}, "plain", 1),
+    ({"HONORA_WORKER_CONCURRENCY": "4"}, "async", 4),
+    ({"HONORA_WORKER_CONCURRENCY": "4", "HONORA_STREAMING": "1"}, "async generator", 4),
+    ({"HONORA_STREAMING": "1"}, "generator", 1),
+    ({"HONORA_PREFETCH": "1"}, "async", 2),
+])
+def test_a_worker_taking_several_jobs_runs_each_off_the_event_loop(env, kind, jobs):
+    """Above one job at a time, the handler is async (the blocking one in a thread per job):
+    a plain handler would run the jobs one after another on the SDK's event loop, and a job
+    stuck in a slow download would hold up the others and the loop's next job-take."""
+    import inspect
+
+    from honora_tts.worker.runpod_adapter import RunPodAdapter
+    from honora_tts.worker.start import runpod_config
+
+    settings = WorkerSettings.from_env(env)
+    adapter = RunPodAdapter(service=None, streaming=settings.streaming)  # type: ignore[arg-type]
+    config = runpod_config(adapter, settings)
+    handler = config["handler"]
+    found = ("async generator" if inspect.isasyncgenfunction(handler)
+             else "async" if inspect.iscoroutinefunction(handler)
+             else "generator" if inspect.isgeneratorfunction(handler) else "plain")
+    assert found == kind
+    assert config["concurrency_modifier"](1) == jobs

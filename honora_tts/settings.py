@@ -164,7 +164,8 @@ class WorkerSettings(_EnvSettings):
     )
     worker_concurrency: int = Field(
         1, ge=1, validation_alias="HONORA_WORKER_CONCURRENCY",
-        description="jobs one worker holds at once (RunPod's concurrency_modifier)",
+        description="jobs one worker holds at once (RunPod's concurrency_modifier); above 1 each "
+                    "runs in a thread of its own",
     )
     max_batch: int | None = Field(
         None, ge=1, validation_alias="HONORA_MAX_BATCH",

@@ -30,13 +30,11 @@ from honora_tts.client._exceptions import (
     SubmissionUncertain,
     VoiceUploadFailed,
 )
+from honora_tts.client.census_report import Census, CensusGroup, CensusProbe
 from honora_tts.client.endpoint import EndpointClient
 from honora_tts.client.results import (
     AudioChunk,
     BatchResult,
-    Census,
-    CensusGroup,
-    CensusProbe,
     EndpointHealth,
     HealthReport,
     JobStatus,

@@ -19,6 +19,7 @@ from honora_tts.client._configuration import settings_from_env
 from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client._voice_upload import VoiceUploader
 from honora_tts.client.audio_fetch import AudioFetcher
+from honora_tts.client.census_report import Census
 from honora_tts.client.job_runner import JobRunner
 from honora_tts.client.resources.batch import BatchDefaults, BatchSynthesis
 from honora_tts.client.resources.census import CensusTaker
@@ -26,7 +27,6 @@ from honora_tts.client.resources.health import Health
 from honora_tts.client.resources.synthesis import Synthesis
 from honora_tts.client.results import (
     BatchResult,
-    Census,
     EndpointHealth,
     HealthReport,
     JobStatus,

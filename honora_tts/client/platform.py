@@ -17,9 +17,9 @@ import httpx
 from honora_tts.client import _constants as C
 from honora_tts.client._base_client import RetryPolicy
 from honora_tts.client._exceptions import HonoraClientError
+from honora_tts.client.census_report import Census, group_probes
 from honora_tts.client.management import DEFAULT_MANAGEMENT_API_BASE, ManagementClient
 from honora_tts.client.management_models import WorkerList
-from honora_tts.client.results import Census, group_probes
 
 if TYPE_CHECKING:
     from honora_tts.client.endpoint import EndpointClient

@@ -239,7 +239,7 @@ def take_census(client: EndpointClient, probes: int, *, min_handler_version: int
     more rounds of ``probes`` health jobs are sent (up to ``rounds``), and all probes are
     reported together."""
     from honora_tts.client import Census
-    from honora_tts.client.results import group_probes
+    from honora_tts.client.census_report import group_probes
 
     collected: list[Any] = []
     census = None

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from honora_tts.client.census_report import Census, CensusProbe
 from honora_tts.client.management_models import ReleaseHistory, WorkerList
-from honora_tts.client.results import Census, CensusProbe
 from honora_tts.protocol import HANDLER_VERSION
 from honora_tts.qa.verification import shas_match
 

@@ -15,7 +15,7 @@ from honora_tts.client import (
     PayloadTooLarge,
     StaleWorkerError,
 )
-from honora_tts.client.results import group_probes
+from honora_tts.client.census_report import group_probes
 from honora_tts.protocol import VersionRecord
 from honora_tts.qa import verification as v
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from honora_tts.client.census_report import Census, CensusProbe
 from honora_tts.client.management_models import WorkerList
 from honora_tts.client.platform import census_with_platform
-from honora_tts.client.results import Census, CensusProbe
 from honora_tts.protocol import HANDLER_VERSION, VersionRecord
 from honora_tts.qa import verification as v
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from honora_tts.client.census_report import Census, CensusProbe
 from honora_tts.client.management_models import Endpoint, ReleaseHistory, WorkerList
-from honora_tts.client.results import Census, CensusProbe
 from honora_tts.image_reference import InvalidImageReference, parse_image_reference
 from honora_tts.protocol import HANDLER_VERSION, VersionRecord
 from honora_tts.rollout.engine import expected_sha_for, refuse_reused_tag

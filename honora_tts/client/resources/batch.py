@@ -20,12 +20,7 @@ from honora_tts.client._exceptions import (
 from honora_tts.client._requests import build_request, output_spec, synthesis_params, validated
 from honora_tts.client.job_runner import JobTiming
 from honora_tts.client.resources.synthesis import Synthesis
-from honora_tts.client.results import (
-    BatchResult,
-    JobStatus,
-    SectionOutcome,
-    SectionRequest,
-)
+from honora_tts.client.results import BatchResult, JobStatus, SectionOutcome, SectionRequest
 from honora_tts.protocol import (
     ErrorCode,
     ErrorInfo,

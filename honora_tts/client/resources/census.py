@@ -14,8 +14,9 @@ from honora_tts.client._exceptions import (
     JobFailed,
     StaleWorkerError,
 )
+from honora_tts.client.census_report import Census, CensusProbe, group_probes
 from honora_tts.client.resources.health import Health
-from honora_tts.client.results import Census, CensusProbe, EndpointHealth, group_probes
+from honora_tts.client.results import EndpointHealth
 from honora_tts.redaction import install_redaction
 
 log = install_redaction(logging.getLogger("honora_tts.client"))

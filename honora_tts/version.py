@@ -12,14 +12,13 @@ import functools
 import platform
 import subprocess
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
+from honora_tts import checkout
 from honora_tts.protocol import HANDLER_VERSION, VersionRecord
 from honora_tts.settings import WorkerSettings
 
 UNKNOWN = "unknown"
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 _loaded_model: dict[str, Any] = {}
 
 
@@ -53,10 +52,10 @@ def git_sha() -> str:
     sha = (_settings().git_sha or "").strip()
     if sha:
         return sha
-    if (_REPO_ROOT / ".git").exists():
+    if (checkout.ROOT / ".git").exists():
         try:
             out = subprocess.run(
-                ["git", "-C", str(_REPO_ROOT), "rev-parse", "HEAD"],
+                ["git", "-C", str(checkout.ROOT), "rev-parse", "HEAD"],
                 capture_output=True, text=True, timeout=5, check=True, stdin=subprocess.DEVNULL,
             )
             return out.stdout.strip() or UNKNOWN

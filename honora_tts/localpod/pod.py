@@ -20,6 +20,7 @@ from typing import Any, Self, TypeVar
 
 import uvicorn
 
+from honora_tts import checkout
 from honora_tts.localpod.app import build_app
 from honora_tts.localpod.controlplane import (
     ControlPlane,
@@ -31,9 +32,8 @@ from honora_tts.localpod.images import ImageCatalog
 from honora_tts.localpod.releases import LEGACY_IMAGES, ReleaseManager
 from honora_tts.localpod.supervisor import Supervisor, worker_environment
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_HANDLER = _REPO_ROOT / "worker" / "handler.py"
-DEFAULT_STALE_HANDLER = _REPO_ROOT / "tests" / "fixtures" / "stale_handler.py"
+DEFAULT_HANDLER = checkout.worker_entry()
+DEFAULT_STALE_HANDLER = checkout.STALE_HANDLER
 HOST = "127.0.0.1"
 
 T = TypeVar("T")
@@ -55,7 +55,8 @@ class LocalPod:
     :meth:`start` and :meth:`stop`. Point a client at :attr:`base_url` with :attr:`api_key` and
     :attr:`endpoint_id` (see :meth:`client_env`).
 
-    ``workers`` run ``handler_path`` (default ``worker/handler.py``); ``stale_workers`` run the
+    ``workers`` run ``handler_path`` (default :func:`honora_tts.checkout.worker_entry`: the
+    checkout's ``worker/handler.py``, else the package's own entry); ``stale_workers`` run the
     old batch-only image (``stale_handler_path``, default ``tests/fixtures/stale_handler.py``).
     ``model`` becomes ``HONORA_XTTS_MODEL`` or ``HONORA_XTTS_CHECKPOINT``; ``streaming`` sets
     ``HONORA_STREAMING=1``; ``max_concurrency_per_worker`` sets ``HONORA_WORKER_CONCURRENCY``;

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+from honora_tts.checkout import NOTEBOOKS_DIR
+from honora_tts.checkout import ROOT as REPO_ROOT
+
 #: Longest a single cell may run by default (seconds).
 DEFAULT_CELL_TIMEOUT_S = 600
 #: Parameters that hold secrets: passed to the kernel as these environment variables instead,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from honora_tts.checkout import ROOT as REPO_ROOT
 
 
 def _git(repo: Path, *args: str) -> str | None:

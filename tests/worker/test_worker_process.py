@@ -53,12 +53,18 @@ def test_test_input_health_prints_the_version(repo_root):
         assert key in version
 
 
-def test_python_dash_m_runs_the_same_worker(repo_root):
+@pytest.mark.parametrize("how", ["-m", "package file"])
+def test_the_package_entry_runs_the_same_worker(repo_root, tmp_path, how):
+    """``python -m honora_tts.worker``, and the package's entry file run by path from elsewhere
+    (what localpod runs where the package is installed without its checkout)."""
+    from honora_tts import checkout
+
+    entry = (["-m", "honora_tts.worker"] if how == "-m"
+             else [str(checkout.PACKAGE_WORKER_ENTRY)])
     done = subprocess.run(
-        [sys.executable, "-m", "honora_tts.worker", "--test_input",
-         json.dumps({"input": {"action": "health"}})],
-        cwd=repo_root, env=_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=600, check=False,
+        [sys.executable, *entry, "--test_input", json.dumps({"input": {"action": "health"}})],
+        cwd=repo_root if how == "-m" else tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=600, check=False,
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = _job_result(done.stdout + done.stderr)

@@ -177,7 +177,7 @@ def test_hostile_voices_are_refused_within_300_mb_of_idle(
 # ---------------------------------------------------------------------------- finding 2
 
 #: How long the voice server drips its headers: far longer than three tiny-model jobs take.
-DRIP_S = 15.0
+DRIP_S = 10.0
 
 
 def test_a_voice_dripping_its_headers_holds_up_no_other_job(

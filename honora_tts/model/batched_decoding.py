@@ -312,7 +312,9 @@ class PrefixCache:
 
     @staticmethod
     def key(latent: torch.Tensor) -> str:
-        data = latent.detach().to("cpu", copy=False).contiguous().numpy().tobytes()
+        import torch
+
+        data = latent.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes()
         digest = hashlib.blake2b(data, digest_size=16)
         digest.update(f"{tuple(latent.shape)}{latent.dtype}".encode())
         return digest.hexdigest()

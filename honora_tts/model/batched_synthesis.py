@@ -7,11 +7,11 @@ together decode together.
 
 - Whole utterances: when a piece's row finishes, the HiFi-GAN decoder turns its latents into
   audio in the vocoder lane (:mod:`honora_tts.model.vocoder_lane`: a thread of its own beside
-  the decoding where that pays, else the scheduler thread between steps). ``latents_from="decode"`` (default) uses the latents the
-  decoding steps computed anyway (``final_norm`` of each step's last hidden state); coqui's
-  ``Xtts.inference`` instead runs the GPT once more over text and codes
-  (``return_latent=True``), which by causality gives the same latents up to float rounding and
-  costs about a prefill of the whole utterance (2.5 s of 10 s per request for the full-size
+  the decoding where that pays, else the scheduler thread between steps).
+  ``latents_from="decode"`` (default) uses the latents the decoding steps computed anyway
+  (``final_norm`` of each step's last hidden state); coqui's ``Xtts.inference`` instead runs
+  the GPT once more over text and codes (``return_latent=True``), which by causality gives the
+  same latents up to float rounding and costs about a prefill of the whole utterance (2.5 s of 10 s per request for the full-size
   model on this CPU). ``latents_from="forward"`` does what coqui does: given the same codes
   the audio is then bit for bit coqui's.
 - Streaming: the row hands its stream latents every ``stream_chunk_size`` codes to an

@@ -13,8 +13,10 @@ that answered simple requests with "No sections provided".
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -28,6 +30,7 @@ from pydantic import (
     field_validator,
 )
 
+from honora_tts.audio import OUTPUT_FORMATS, AudioFormat
 from honora_tts.untrusted_text import escape_controls
 
 HANDLER_VERSION = 2
@@ -72,6 +75,7 @@ class ErrorCode(StrEnum):
     SYNTHESIS_FAILED = "synthesis_failed"
     OUTPUT_UPLOAD_FAILED = "output_upload_failed"
     MODEL_NOT_READY = "model_not_ready"
+    CANCELLED = "cancelled"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -132,31 +136,85 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, populate_by_name=True)
 
 
-#: The synthesis defaults, one set for worker, local engine and model: the values of the
-#: ``config.json`` shipped with the XTTS-v2 release (temperature 0.75, repetition_penalty 5.0,
-#: top_k 50, top_p 0.85, length_penalty 1.0) with speed 1.0, latents from the first 6 s
-#: (``gpt_cond_len``) of at most 30 s of reference (``max_ref_length``), and 20 GPT tokens per
-#: streamed chunk. coqui's class config (temperature 0.85, repetition_penalty 2.0) and its method
-#: defaults (repetition_penalty 10.0) are not used. ``max_new_tokens`` defaults to the
-#: checkpoint's own bound and ``seed`` to none; every other :class:`SynthesisParams` field has a
-#: default here.
+@dataclass(frozen=True)
+class SamplingParams:
+    """What a request's ``params`` resolve to, once (:meth:`SynthesisParams.to_sampling_params`):
+    the GPT decoder's sampling, the vocoder's ``speed``, the stream's chunk, and the reference
+    window of the speaker latents. The defaults are the synthesis defaults, one set for worker,
+    local engine and model: the values of the ``config.json`` shipped with the XTTS-v2 release
+    (temperature 0.75, repetition_penalty 5.0, top_k 50, top_p 0.85, length_penalty 1.0) with
+    speed 1.0, latents from the first 6 s (``gpt_cond_len``) of at most 30 s of reference
+    (``max_ref_length``), and 20 GPT tokens per streamed chunk. coqui's class config
+    (temperature 0.85, repetition_penalty 2.0) and its method defaults (repetition_penalty
+    10.0) are not used.
+
+    ``max_new_tokens`` None is the checkpoint's own bound, and a larger value is clamped to it
+    (the model knows it: :class:`~honora_tts.model.XttsModel`); ``seed`` None draws a fresh
+    seed. ``do_sample`` False decodes greedily (not on the wire: the tests' reference).
+    ``length_penalty`` only scores beams; XTTS decodes one beam, where it has no effect (as in
+    ``transformers``' ``generate``): it is accepted and validated, not used.
+    """
+
+    temperature: float = 0.75
+    top_p: float = 0.85
+    #: 0: off.
+    top_k: int = 50
+    repetition_penalty: float = 5.0
+    length_penalty: float = 1.0
+    do_sample: bool = True
+    seed: int | None = None
+    max_new_tokens: int | None = None
+    speed: float = 1.0
+    stream_chunk_size: int = 20
+    gpt_cond_len: int = 6
+    max_ref_length: int = 30
+
+    def check(self) -> None:
+        """Raise ValueError, naming the parameter, on a value the decoder cannot use (the wire's
+        bounds, :class:`SynthesisParams`, are narrower)."""
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
+        if not 0.0 <= self.top_p <= 1.0:
+            raise ValueError(f"top_p must lie in [0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be 0 (off) or positive, got {self.top_k}")
+        if not (self.repetition_penalty > 0 and math.isfinite(self.repetition_penalty)):
+            raise ValueError(f"repetition_penalty must be a positive number, got "
+                             f"{self.repetition_penalty}")
+        if not math.isfinite(self.length_penalty):
+            raise ValueError(f"length_penalty must be finite, got {self.length_penalty}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+        if not (self.speed > 0 and math.isfinite(self.speed)):
+            raise ValueError(f"speed must be a positive number, got {self.speed}")
+        if self.stream_chunk_size < 1:
+            raise ValueError(f"stream_chunk_size must be positive, got {self.stream_chunk_size}")
+        if self.gpt_cond_len < 1 or self.max_ref_length < 1:
+            raise ValueError(f"gpt_cond_len and max_ref_length must be positive, got "
+                             f"{self.gpt_cond_len} and {self.max_ref_length}")
+
+    def latent_args(self) -> dict[str, int]:
+        """The arguments of the speaker latents (``XttsModel.latents``)."""
+        return {"gpt_cond_len": self.gpt_cond_len, "max_ref_length": self.max_ref_length}
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: The synthesis defaults as a mapping (:class:`SamplingParams`' fields that have a value;
+#: ``max_new_tokens`` and ``seed`` default to the checkpoint's bound and none).
 SYNTHESIS_DEFAULTS: dict[str, float | int] = {
-    "temperature": 0.75,
-    "repetition_penalty": 5.0,
-    "top_k": 50,
-    "top_p": 0.85,
-    "length_penalty": 1.0,
-    "speed": 1.0,
-    "gpt_cond_len": 6,
-    "max_ref_length": 30,
-    "stream_chunk_size": 20,
+    name: value for name, value in asdict(SamplingParams()).items()
+    if value is not None and name != "do_sample"
 }
 #: The parameters that shape the speaker latents rather than the generation.
 LATENT_PARAMS = ("gpt_cond_len", "max_ref_length")
 
 
 class SynthesisParams(_Strict):
-    """Overrides of the synthesis defaults (:data:`SYNTHESIS_DEFAULTS`), each bounded."""
+    """A request's ``params``: overrides of the synthesis defaults (:class:`SamplingParams`),
+    each bounded. A new parameter is a field here and one in :class:`SamplingParams`, used where
+    it acts (the decoder, the vocoder or the latents)."""
 
     temperature: Annotated[float, Field(gt=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
@@ -177,18 +235,18 @@ class SynthesisParams(_Strict):
         """The values given, nothing else."""
         return self.model_dump(exclude_none=True)
 
-    def resolved(self) -> dict[str, Any]:
-        """:data:`SYNTHESIS_DEFAULTS` overridden by the values given."""
-        return {**SYNTHESIS_DEFAULTS, **self.overrides()}
+    def to_sampling_params(self) -> SamplingParams:
+        """The one step from the wire to the decoder (vLLM's ``to_sampling_params``): the
+        values given win over the synthesis defaults, field by field; nothing else merges
+        defaults."""
+        return SamplingParams(**self.overrides())
 
 
-AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
-#: The rates an MPEG-1/2/2.5 layer III stream can carry.
-MP3_SAMPLE_RATES = (8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
 Delivery = Literal["base64", "url", "auto"]
 
 
 class OutputSpec(_Strict):
+    #: One of :data:`honora_tts.audio.OUTPUT_FORMATS`.
     format: AudioFormat = "wav"
     #: Output sample rate; XTTS generates at 24 kHz and other rates are resampled.
     sample_rate: Annotated[int, Field(ge=8_000, le=48_000)] = 24_000
@@ -198,10 +256,11 @@ class OutputSpec(_Strict):
 
     @field_validator("sample_rate")
     @classmethod
-    def _mp3_rate(cls, value: int, info: ValidationInfo) -> int:
-        if info.data.get("format") == "mp3" and value not in MP3_SAMPLE_RATES:
-            rates = ", ".join(map(str, MP3_SAMPLE_RATES))
-            raise ValueError(f"mp3 cannot carry {value} Hz; choose one of {rates}")
+    def _format_rate(cls, value: int, info: ValidationInfo) -> int:
+        row = OUTPUT_FORMATS.get(info.data.get("format", "wav"))
+        problem = row.rate_problem(value) if row is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
 

@@ -2,8 +2,8 @@
 
 :class:`SynthesisService` is built from a model, a voice cache and plain settings. The RunPod
 worker (:mod:`honora_tts.worker`) and the in-process engine (``xtts-local``) both call it;
-neither repeats a step of the pipeline nor merges synthesis defaults itself (the one merge is
-:meth:`~honora_tts.protocol.SynthesisParams.resolved`).
+neither repeats a step of the pipeline nor merges synthesis defaults itself (the one step from
+the wire to the decoder is :meth:`~honora_tts.protocol.SynthesisParams.to_sampling_params`).
 
 - :meth:`SynthesisService.render`: one text, one voice, encoded audio plus timings and cache
   facts (what the local engine needs).
@@ -14,6 +14,12 @@ neither repeats a step of the pipeline nor merges synthesis defaults itself (the
 
 Request-level failures raise :class:`~honora_tts.protocol.WorkerError`; a failed batch section
 fails only itself.
+
+Cancelling: every call takes a :class:`~honora_tts.cancellation.CancelToken` from its caller
+(any thread: the RunPod worker's stop signal, an HTTP server's client disconnect). The work stops
+at its next check (between stages, between two decoding steps) and raises
+:class:`~honora_tts.cancellation.SynthesisCancelled`; a cancelled batch stops at its next
+section. Concurrent calls from any threads decode together in the model's one batch.
 """
 
 from __future__ import annotations
@@ -24,19 +30,21 @@ import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from honora_tts import audio
+from honora_tts.cancellation import CancelToken, SynthesisCancelled
 from honora_tts.delivery import AudioDelivery
 from honora_tts.protocol import (
-    LATENT_PARAMS,
+    AudioPayload,
     CacheFacts,
     ErrorCode,
     ErrorInfo,
     OutputSpec,
     ParsedRequest,
+    SamplingParams,
     SectionResult,
     StageTimings,
     SynthesisParams,
@@ -46,6 +54,11 @@ from honora_tts.protocol import (
 )
 from honora_tts.version import version_record
 
+if TYPE_CHECKING:
+    from honora_tts.model.latent_cache import Latents, LatentsResult
+    from honora_tts.model.speech_decoding import Synthesis
+    from honora_tts.voices.cache import VoiceFile
+
 log = logging.getLogger("honora_tts.worker")
 
 
@@ -53,6 +66,8 @@ class SpeechModel(Protocol):
     """What the service needs of a model (:class:`honora_tts.model.XttsModel`)."""
 
     sample_rate: int
+    #: How long loading took, phase by phase (milliseconds; ``total_ms`` the whole load).
+    load_phases: dict[str, float]
 
     def default_voice(self) -> tuple[Path, str]: ...
 
@@ -63,21 +78,27 @@ class SpeechModel(Protocol):
         *,
         gpt_cond_len: int | None = None,
         max_ref_length: int | None = None,
-    ) -> Any: ...
+    ) -> LatentsResult: ...
 
-    def synthesize(self, text: str, language: str, latents: Any, params: dict[str, Any]) -> Any: ...
+    def synthesize(self, text: str, language: str, latents: Latents,
+                   sampling: SamplingParams | None = None, *,
+                   cancel: CancelToken | None = None) -> Synthesis: ...
 
-    def stream(
-        self, text: str, language: str, latents: Any, params: dict[str, Any]
-    ) -> Iterator[np.ndarray]: ...
+    def stream(self, text: str, language: str, latents: Latents,
+               sampling: SamplingParams | None = None, *,
+               cancel: CancelToken | None = None) -> Iterator[np.ndarray]: ...
 
     def stats(self) -> dict[str, int]: ...
+
+    def decoding_stats(self) -> dict[str, Any]: ...
+
+    def size_batch(self, concurrency: int | None) -> int: ...
 
 
 class VoiceFetcher(Protocol):
     """Turns a ``voice_url`` into a checked local file (:class:`honora_tts.voices.VoiceCache`)."""
 
-    def fetch(self, url: str, expected_sha256: str | None = None) -> Any: ...
+    def fetch(self, url: str, expected_sha256: str | None = None) -> VoiceFile: ...
 
     def stats(self) -> dict[str, int]: ...
 
@@ -117,7 +138,11 @@ class StreamedChunk:
 
 class SynthesisService:
     """The pipeline around one model. ``model`` None (with ``model_error``) is a worker whose
-    model failed to load: every synthesis raises ``model_not_ready`` and health says why."""
+    model failed to load: every synthesis raises ``model_not_ready`` and health says why.
+
+    ``cold_start`` holds how long the process took to get here, phase by phase (milliseconds):
+    the model's own load phases (:attr:`SpeechModel.load_phases`, timed where they happen), the
+    warm-up, and what the caller adds (the worker: its imports and start to ready)."""
 
     def __init__(
         self,
@@ -125,7 +150,6 @@ class SynthesisService:
         voices: VoiceFetcher | None = None,
         *,
         model_error: str | None = None,
-        model_load_ms: float = 0.0,
         delivery: AudioDelivery | None = None,
     ) -> None:
         if model is None and not model_error:
@@ -133,8 +157,8 @@ class SynthesisService:
         self._model = model
         self.voices = voices
         self.model_error = model_error
-        self.model_load_ms = model_load_ms
         self.delivery = delivery or AudioDelivery()
+        self.cold_start: dict[str, float] = dict(getattr(model, "load_phases", {}) or {})
 
     @classmethod
     def loading(
@@ -146,7 +170,6 @@ class SynthesisService:
     ) -> SynthesisService:
         """Load the model now. A load failure is kept, not raised: the service then answers
         ``model_not_ready`` (a worker stays up and says why instead of crash-looping)."""
-        started = time.perf_counter()
         model: SpeechModel | None = None
         error: str | None = None
         try:
@@ -154,8 +177,7 @@ class SynthesisService:
         except Exception as exc:  # noqa: BLE001 - reported in every answer
             error = f"{type(exc).__name__}: {exc}"
             log.error("model failed to load: %s", error)
-        elapsed = (time.perf_counter() - started) * 1000
-        return cls(model, voices, model_error=error, model_load_ms=elapsed, delivery=delivery)
+        return cls(model, voices, model_error=error, delivery=delivery)
 
     @property
     def model(self) -> SpeechModel:
@@ -172,17 +194,26 @@ class SynthesisService:
     def model_loaded(self) -> bool:
         return self._model is not None
 
+    @property
+    def model_load_ms(self) -> float:
+        """The model's load, as timed where it happened (0 when it did not load)."""
+        return float(self.cold_start.get("total_ms", 0.0))
+
     def warm_up(self) -> None:
         """The default voice's latents and one short generation, so the first job does not pay
-        for them. Best effort: a failure is logged and the first job tries again."""
+        for them (timed: ``cold_start["warm_up_ms"]``). Best effort: a failure is logged and
+        the first job tries again."""
         if self._model is None:
             return
+        started = time.perf_counter()
         try:
             path, sha = self._model.default_voice()
             latents = self._model.latents(path, sha)
-            self._model.synthesize("Ready.", "en", latents.latents, {"max_new_tokens": 4})
+            self._model.synthesize("Ready.", "en", latents.latents,
+                                   SamplingParams(max_new_tokens=4))
         except Exception:
             log.exception("default voice warm-up failed")
+        self.cold_start["warm_up_ms"] = round((time.perf_counter() - started) * 1000, 1)
 
     # ------------------------------------------------------------------ the pipeline
 
@@ -207,17 +238,23 @@ class SynthesisService:
         voice: VoiceSample,
         params: SynthesisParams,
         output: OutputSpec,
+        *,
+        cancel: CancelToken | None = None,
     ) -> RenderedSpeech:
         """Speak ``text`` in ``voice`` and encode it as ``output`` asks."""
         model = self.model
-        resolved = params.resolved()
+        cancel = cancel or CancelToken()
+        sampling = params.to_sampling_params()
+        cancel.raise_if_cancelled()
         latents = model.latents(voice.path, voice.sha256, **_latent_args(params))
+        cancel.raise_if_cancelled()
         try:
-            synthesis = model.synthesize(text, language, latents.latents, resolved)
+            synthesis = model.synthesize(text, language, latents.latents, sampling, cancel=cancel)
         except WorkerError:
             raise
         except Exception as exc:
             raise WorkerError(ErrorCode.SYNTHESIS_FAILED, f"{type(exc).__name__}: {exc}") from exc
+        cancel.raise_if_cancelled()
         encode_started = time.perf_counter()
         data = audio.encode(
             synthesis.samples, model.sample_rate, output.format, target_rate=output.sample_rate
@@ -236,18 +273,22 @@ class SynthesisService:
         )
 
     def synthesize(
-        self, parsed: ParsedRequest, *, request_id: str, job_id: str | None = None
+        self, parsed: ParsedRequest, *, request_id: str, job_id: str | None = None,
+        cancel: CancelToken | None = None,
     ) -> SynthesisResponse:
         """The whole response to a simple or batch request. Raises :class:`WorkerError` when
-        the request as a whole fails; a batch whose every section failed is answered with the
+        the request as a whole fails (:class:`~honora_tts.cancellation.SynthesisCancelled` when
+        ``cancel`` stopped it); a batch whose every section failed is answered with the
         sections and an ``error``."""
         started = time.perf_counter()
+        cancel = cancel or CancelToken()
         request = parsed.request
         if request.is_batch:
-            return self._batch(parsed, request_id, job_id, started)
+            return self._batch(parsed, request_id, job_id, started, cancel)
         assert request.text is not None
         rendered, payload = self._deliver_one(
             request.text, request.language, request.voice_url, request.voice_sha256, request,
+            cancel,
         )
         timings = rendered.timings.model_copy(
             update={"total_ms": round((time.perf_counter() - started) * 1000, 2)}
@@ -259,29 +300,38 @@ class SynthesisService:
         )
 
     def stream(
-        self, request: SynthesizeRequest, *, request_id: str, job_id: str | None = None
+        self, request: SynthesizeRequest, *, request_id: str, job_id: str | None = None,
+        cancel: CancelToken | None = None,
     ) -> Iterator[StreamedChunk | SynthesisResponse]:
         """A simple request as :class:`StreamedChunk` items, then the response (timings,
         cache facts, ``streamed_duration_s``; no audio). Raises :class:`WorkerError` (or what
-        the model raised) from the iteration."""
+        the model raised) from the iteration; closing it early, or ``cancel``, stops the
+        decoding."""
         assert request.text is not None
         started = time.perf_counter()
+        cancel = cancel or CancelToken()
         model = self.model
         voice = self.voice(request.voice_url, request.voice_sha256)
+        cancel.raise_if_cancelled()
         latents = model.latents(voice.path, voice.sha256, **_latent_args(request.params))
         generation_started = time.perf_counter()
         total_samples = 0
         first_chunk_ms: float | None = None
         seq = 0
-        for samples in model.stream(
-            request.text, request.language, latents.latents, request.params.resolved()
-        ):
-            elapsed = (time.perf_counter() - started) * 1000
-            first_chunk_ms = elapsed if first_chunk_ms is None else first_chunk_ms
-            total_samples += len(samples)
-            yield StreamedChunk(seq=seq, samples=samples, sample_rate=model.sample_rate,
-                                elapsed_ms=round(elapsed, 2))
-            seq += 1
+        chunks = model.stream(request.text, request.language, latents.latents,
+                              request.params.to_sampling_params(), cancel=cancel)
+        try:
+            for samples in chunks:
+                elapsed = (time.perf_counter() - started) * 1000
+                first_chunk_ms = elapsed if first_chunk_ms is None else first_chunk_ms
+                total_samples += len(samples)
+                yield StreamedChunk(seq=seq, samples=samples, sample_rate=model.sample_rate,
+                                    elapsed_ms=round(elapsed, 2))
+                seq += 1
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
         timings = StageTimings(
             voice_fetch_ms=round(voice.fetch_ms, 2),
             latents_ms=round(latents.elapsed_ms, 2),
@@ -298,16 +348,19 @@ class SynthesisService:
         )
 
     def health(self) -> dict[str, Any]:
-        """``model_loaded``, ``model_error``, ``model_load_ms``, ``voice_cache`` and
-        ``latent_cache`` counters, and the decoding batch's (None when batching is off)."""
-        batching = getattr(self._model, "batching", None)
+        """``model_loaded``, ``model_error``, ``model_load_ms`` (the load, timed where it
+        happened), ``cold_start`` (its phases and the warm-up, milliseconds), the
+        ``voice_cache`` and ``latent_cache`` counters, and the decoding batch's (``batching``;
+        None without a model)."""
+        model = self._model
         return {
-            "model_loaded": self._model is not None,
+            "model_loaded": model is not None,
             "model_error": self.model_error,
             "model_load_ms": round(self.model_load_ms, 1),
+            "cold_start": dict(self.cold_start),
             "voice_cache": self.voices.stats() if self.voices is not None else {},
-            "latent_cache": self._model.stats() if self._model is not None else {},
-            "batching": batching.scheduler.stats.as_dict() if batching is not None else None,
+            "latent_cache": model.stats() if model is not None else {},
+            "batching": model.decoding_stats() if model is not None else None,
         }
 
     # ------------------------------------------------------------------ internals
@@ -319,9 +372,11 @@ class SynthesisService:
         voice_url: str | None,
         voice_sha256: str | None,
         request: SynthesizeRequest,
-    ) -> tuple[RenderedSpeech, Any]:
+        cancel: CancelToken,
+    ) -> tuple[RenderedSpeech, AudioPayload]:
         voice = self.voice(voice_url, voice_sha256)
-        rendered = self.render(text, language, voice, request.params, request.output)
+        rendered = self.render(text, language, voice, request.params, request.output,
+                               cancel=cancel)
         delivered = time.perf_counter()
         payload = self.delivery.payload(rendered.data, rendered.duration_s, request.output)
         # Uploading to the output bucket is part of encoding, as the response documents it.
@@ -334,7 +389,8 @@ class SynthesisService:
         ), payload
 
     def _batch(
-        self, parsed: ParsedRequest, request_id: str, job_id: str | None, started: float
+        self, parsed: ParsedRequest, request_id: str, job_id: str | None, started: float,
+        cancel: CancelToken,
     ) -> SynthesisResponse:
         request = parsed.request
         assert request.sections is not None
@@ -346,6 +402,7 @@ class SynthesisService:
         indexes = (i for i in range(len(request.sections) + len(taken)) if i not in taken)
         totals = StageTimings()
         for index, section in zip(indexes, request.sections, strict=True):
+            cancel.raise_if_cancelled()  # the request as a whole stops
             try:
                 rendered, payload = self._deliver_one(
                     section.text,
@@ -353,7 +410,10 @@ class SynthesisService:
                     section.voice_url or request.voice_url,
                     section.voice_sha256 or (None if section.voice_url else request.voice_sha256),
                     request,
+                    cancel,
                 )
+            except SynthesisCancelled:
+                raise
             except WorkerError as exc:
                 results.append(SectionResult(
                     id=section.id, index=index, status="error", error=exc.to_info(),
@@ -397,5 +457,4 @@ class SynthesisService:
 
 
 def _latent_args(params: SynthesisParams) -> dict[str, Any]:
-    given = params.overrides()
-    return {name: given[name] for name in LATENT_PARAMS if name in given}
+    return params.to_sampling_params().latent_args()

@@ -1,11 +1,17 @@
 """Continuous batching: one thread decodes every submitted request together.
 
-:meth:`BatchScheduler.submit` queues a :class:`~honora_tts.model.batched_decoding.DecodeRequest`
+:meth:`BatchScheduler.submit` queues a :class:`~honora_tts.model.gpt_decoder.DecodeRequest`
 and returns a :class:`~concurrent.futures.Future` of its
-:class:`~honora_tts.model.batched_decoding.DecodeResult`. The scheduler thread loops: take the
+:class:`~honora_tts.model.gpt_decoder.DecodeResult`. The scheduler thread loops: take the
 requests that arrived (up to ``max_batch`` rows in all), run their prompts, merge them into the
-running batch, run one decoding step for every row, hand finished rows their results, repeat.
-A request joins between two steps of the others; a finished or cancelled row leaves at once.
+running batch, run one decoding step for every row, read the stop codes when it is time
+(:meth:`~honora_tts.model.gpt_decoder.GptDecoder.needs_sync`), hand streaming rows their chunks
+and finished rows their results, repeat. A request joins between two steps of the others; a
+finished or cancelled row leaves at once. A lone request is a batch of one.
+
+Cancelling: :meth:`BatchScheduler.cancel`, or the request's own
+:class:`~honora_tts.cancellation.CancelToken`: a waiting request never starts, a decoding one
+leaves its batch before the next step, and its future raises :class:`DecodeCancelled`.
 
 Failures stay with their request: a request the decoder refuses fails alone before it joins;
 an error in a forward pass of several rows splits them in halves and retries each half, down to
@@ -26,15 +32,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from honora_tts.model.batched_decoding import (
-    BatchedGptDecoder,
+from honora_tts.model.gpt_decoder import (
     DecodeRequest,
     DecodeResult,
     DecodingBatch,
+    GptDecoder,
     Row,
     is_out_of_memory,
 )
@@ -47,7 +53,8 @@ SINGLE_ROW_RETRIES = 2
 
 
 class DecodeCancelled(Exception):
-    """The request was cancelled (:meth:`BatchScheduler.cancel`) before it finished."""
+    """The request was cancelled (:meth:`BatchScheduler.cancel` or its token) before it
+    finished; its row has left the batch."""
 
 
 class DecodeOutOfMemory(RuntimeError):
@@ -63,6 +70,7 @@ class SchedulerClosed(RuntimeError):
 class SchedulerStats:
     """Counters of a scheduler's life (for health answers and benchmarks)."""
 
+    max_batch: int = 0
     submitted: int = 0
     completed: int = 0
     failed: int = 0
@@ -70,6 +78,7 @@ class SchedulerStats:
     steps: int = 0
     prefills: int = 0
     row_steps: int = 0
+    syncs: int = 0
     max_rows: int = 0
     oom_splits: int = 0
     error_splits: int = 0
@@ -83,12 +92,12 @@ class BatchScheduler:
     """Decodes submitted requests in batches of up to ``max_batch`` rows on its own thread
     (started on the first :meth:`submit`)."""
 
-    def __init__(self, decoder: BatchedGptDecoder, *, max_batch: int = 8,
+    def __init__(self, decoder: GptDecoder, *, max_batch: int = 8,
                  name: str = "honora-batch-decoder"):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.decoder = decoder
-        self.max_batch = max_batch
+        self._max_batch = max_batch
         self.name = name
         self._lock = threading.Condition()
         self._waiting: deque[tuple[DecodeRequest, Future[DecodeResult]]] = deque()
@@ -98,14 +107,28 @@ class BatchScheduler:
         self._rows_per_forward = max_batch
         self._closed = False
         self._thread: threading.Thread | None = None
-        self.stats = SchedulerStats(rows_per_forward=max_batch)
+        self.stats = SchedulerStats(max_batch=max_batch, rows_per_forward=max_batch)
 
     # ------------------------------------------------------------------ public
+
+    @property
+    def max_batch(self) -> int:
+        return self._max_batch
+
+    def resize(self, max_batch: int) -> None:
+        """Hold up to ``max_batch`` rows from the next admission on (rows decoding now stay)."""
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        with self._lock:
+            self._max_batch = max_batch
+            self._rows_per_forward = max_batch
+            self.stats.max_batch = self.stats.rows_per_forward = max_batch
+            self._lock.notify_all()
 
     def submit(self, request: DecodeRequest) -> Future[DecodeResult]:
         """Queue ``request``; it joins the batch at the next step. A malformed request gives a
         future that has already failed with the decoder's
-        :class:`~honora_tts.model.batched_decoding.DecodeRequestError`."""
+        :class:`~honora_tts.model.gpt_decoder.DecodeRequestError`."""
         future: Future[DecodeResult] = Future()
         try:
             self.decoder.check(request)
@@ -122,11 +145,31 @@ class BatchScheduler:
             self._lock.notify_all()
         return future
 
+    def decode(self, request: DecodeRequest) -> DecodeResult:
+        """Submit ``request`` and wait for its result. Its cancellation token (and an interrupt
+        of the waiting thread) takes the row out at once: :class:`DecodeCancelled`."""
+        future = self.submit(request)
+        token = request.cancel
+        try:
+            if token is None:
+                return future.result()
+            with token.on_cancel(lambda: self._cancel_quietly(future)):
+                try:
+                    return future.result()
+                except CancelledError:
+                    raise DecodeCancelled("cancelled before it started decoding") from None
+        finally:
+            if not future.done():  # the caller gave up: free the row
+                self.cancel(future)
+
     def cancel(self, future: Future[Any]) -> bool:
         """Take a request out: a waiting one never starts, a decoding one leaves its batch
         before the next step (its future then raises :class:`DecodeCancelled`). False when it
         had already finished."""
+        if future.cancelled():
+            return True
         if future.cancel():
+            self._count("cancelled")
             return True
         with self._lock:
             row = self._rows.get(future)
@@ -135,6 +178,9 @@ class BatchScheduler:
             row.cancelled = True
             self._lock.notify_all()
             return True
+
+    def _cancel_quietly(self, future: Future[Any]) -> None:
+        self.cancel(future)
 
     def call(self, fn: Callable[[], T]) -> Future[T]:
         """Run ``fn`` on the scheduler thread between two steps (model work other than the
@@ -181,7 +227,7 @@ class BatchScheduler:
                     self._lock.wait()
                 if self._closed and not (self._batches or self._calls):
                     return
-                room = self.max_batch - sum(len(b) for b in self._batches)
+                room = self._max_batch - sum(len(b) for b in self._batches)
                 arrivals = [self._waiting.popleft()
                             for _ in range(min(room, len(self._waiting)))]
                 calls = list(self._calls)
@@ -204,8 +250,9 @@ class BatchScheduler:
     def _admit(self, arrivals: list[tuple[DecodeRequest, Future[DecodeResult]]]) -> None:
         rows: list[Row] = []
         for request, future in arrivals:
+            if request.cancel is not None and request.cancel.cancelled:
+                self.cancel(future)
             if not future.set_running_or_notify_cancel():
-                self._count("cancelled")
                 continue
             try:
                 row = self.decoder.row(request)
@@ -235,14 +282,17 @@ class BatchScheduler:
                 self._fail_row(rows[0], exc)
             return
         self.stats.prefills += 1
-        for row in batch.rows:
-            self._emit(row)
+        self._sync(batch)
         with self._lock:
-            for index, existing in enumerate(self._batches):
-                if len(existing) + len(batch) <= self._rows_per_forward:
-                    self._batches[index] = existing.merge(batch)
-                    break
-            else:
+            batches = list(self._batches)
+        for index, existing in enumerate(batches):
+            if len(existing) + len(batch) <= self._rows_per_forward:
+                merged = self.decoder.merge(existing, batch)
+                with self._lock:
+                    self._batches[index] = merged
+                break
+        else:
+            with self._lock:
                 self._batches.append(batch)
 
     def _step_all(self) -> None:
@@ -256,7 +306,7 @@ class BatchScheduler:
             except Exception as exc:  # noqa: BLE001 - split, retry or fail the one row
                 self._recover(exc, len(batch))
                 if len(batch) > 1:
-                    first, second = batch.split()
+                    first, second = self.decoder.split(batch)
                     pending[:0] = [(first, 0), (second, 0)]
                 elif is_out_of_memory(exc) and retries < SINGLE_ROW_RETRIES:
                     pending.insert(0, (batch, retries + 1))
@@ -266,8 +316,8 @@ class BatchScheduler:
             stepped.append(batch)
             self.stats.steps += 1
             self.stats.row_steps += len(batch)
-            for row in batch.rows:
-                self._emit(row)
+            if self.decoder.needs_sync(batch):
+                self._sync(batch)
         with self._lock:
             self._batches = stepped
             self.stats.max_rows = max(self.stats.max_rows, sum(len(b) for b in stepped))
@@ -291,7 +341,8 @@ class BatchScheduler:
                            "; retrying in halves" if rows > 1 else "")
 
     def _leave(self) -> None:
-        """Take finished and cancelled rows out of their batches and answer them."""
+        """Take finished and cancelled rows out of their batches and answer them (a finished
+        row is one the host knows is done: at its bound, or stopped as of the last sync)."""
         with self._lock:
             batches = list(self._batches)
         kept: list[DecodingBatch] = []
@@ -300,32 +351,38 @@ class BatchScheduler:
             for index, row in enumerate(batch.rows):
                 if row.error is not None:
                     self._finish_error(row.ticket, row.error)
-                elif row.cancelled:
+                elif row.wants_cancel:
                     self._finish_error(row.ticket, DecodeCancelled("cancelled while decoding"),
                                        counter="cancelled")
-                elif row.done:
-                    self._finish(row)
+                elif row.done and batch.unsynced == 0:
+                    self._finish(row, self.decoder.result(batch, index))
                 else:
                     keep.append(index)
-            remaining = batch.select(keep)
+            remaining = self.decoder.select(batch, keep)
             if len(remaining):
                 kept.append(remaining)
         with self._lock:
             self._batches = kept
 
-    def _emit(self, row: Row) -> None:
-        try:
-            row.emit()
-        except Exception as exc:  # noqa: BLE001 - the consumer's failure is its row's alone
-            logger.warning("a row's latent consumer failed: %s", exc)
-            row.error = exc
+    def _sync(self, batch: DecodingBatch) -> None:
+        """Read the stop codes, then hand the rows that are due their chunks."""
+        self.decoder.sync(batch)
+        self.stats.syncs += 1
+        for index, row in enumerate(batch.rows):
+            if row.error is not None or row.wants_cancel:
+                continue
+            try:
+                self.decoder.emit(batch, index)
+            except Exception as exc:  # noqa: BLE001 - the consumer's failure is its row's alone
+                logger.warning("a row's latent consumer failed: %s", exc)
+                row.error = exc
 
-    def _finish(self, row: Row) -> None:
+    def _finish(self, row: Row, result: DecodeResult) -> None:
         future = row.ticket
         with self._lock:
             self._rows.pop(future, None)
         if not future.done():
-            future.set_result(row.result())
+            future.set_result(result)
             self._count("completed")
 
     def _finish_error(self, future: Future[Any], exc: BaseException,

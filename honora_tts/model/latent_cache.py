@@ -27,10 +27,14 @@ LATENT_FORMAT = 1
 @dataclass(frozen=True)
 class Latents:
     """Speaker conditioning: ``gpt_cond_latent`` (1, 32, model_dim) for the GPT and
-    ``speaker_embedding`` (1, 512, 1) for the vocoder."""
+    ``speaker_embedding`` (1, 512, 1) for the vocoder. ``key`` is their cache key (the voice's
+    content, the latent arguments and the weights): the decoder's voice prefix cache is keyed
+    by it, so the latents are never copied to the host to be hashed. None: not from the cache
+    (the decoder then computes the prefix every time)."""
 
     gpt_cond_latent: torch.Tensor
     speaker_embedding: torch.Tensor
+    key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class LatentCache:
         return Latents(
             gpt_cond_latent=saved["gpt_cond_latent"].to(device),
             speaker_embedding=saved["speaker_embedding"].to(device),
+            key=key,
         )
 
     def store(self, key: str, latents: Latents, voice_sha256: str) -> None:

@@ -12,10 +12,12 @@ Settings (:class:`~honora_tts.settings.WorkerSettings`, when an argument is not 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from honora_tts.model.checkpoints import recorded_metadata, tiny_checkpoint_dir, weights_checksum
@@ -116,40 +118,66 @@ def _resolve_source(source: str | None, settings: WorkerSettings) -> tuple[Path,
 
 
 
+class _Phases:
+    """Milliseconds per phase of a model load, measured where each happens: finding (or
+    building) the checkpoint, importing torch and coqui-tts, reading the checkpoint, moving it
+    to the device, the weights' checksum; ``total_ms`` is the whole load."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round((time.perf_counter() - started) * 1000, 1)
+
+    def total(self) -> dict[str, float]:
+        return {**self.ms, "total_ms": round((time.perf_counter() - self._started) * 1000, 1)}
+
+
 def _open_checkpoint(
-    directory: Path, name: str | None, device: str, fp16: bool, settings: WorkerSettings
+    directory: Path, name: str | None, device: str, fp16: bool, settings: WorkerSettings,
+    phases: _Phases,
 ) -> XttsModel:
-    skip_unused_sklearn_import()
     from TTS.tts.configs.xtts_config import XttsConfig
     from TTS.tts.models.xtts import Xtts
 
     metadata = recorded_metadata(directory)
     try:
-        config = XttsConfig()
-        config.load_json(str(directory / "config.json"))
-        model = Xtts(config)
-        model.load_checkpoint(
-            config,
-            checkpoint_dir=str(directory),
-            vocab_path=str(directory / "vocab.json"),
-            eval=True,
-            use_deepspeed=False,
-        )
-        model.to(device)
+        with phases.phase("checkpoint_ms"):
+            config = XttsConfig()
+            config.load_json(str(directory / "config.json"))
+            model = Xtts(config)
+            model.load_checkpoint(
+                config,
+                checkpoint_dir=str(directory),
+                vocab_path=str(directory / "vocab.json"),
+                eval=True,
+                use_deepspeed=False,
+            )
+        with phases.phase("to_device_ms"):
+            model.to(device)
     except Exception as exc:
         raise ModelLoadError(
             f"loading the XTTS checkpoint in {directory} failed: {type(exc).__name__}: {exc}"
         ) from exc
+    with phases.phase("weights_checksum_ms"):
+        checksum = weights_checksum(directory / "model.pth")
     return XttsModel(
         model,
         name=name or str(metadata.get("name") or directory.name),
-        weights_sha256=weights_checksum(directory / "model.pth"),
+        weights_sha256=checksum,
         device=device,
         fp16=fp16,
         checkpoint_dir=directory,
         default_max_new_tokens=metadata.get("default_max_new_tokens"),
         latent_memory_entries=settings.latent_cache_entries,
         latent_disk_entries=settings.latent_disk_entries,
+        load_phases=phases.total(),
     )
 
 
@@ -180,23 +208,32 @@ def load_model(
         except SettingsError as exc:
             raise ModelLoadError(str(exc)) from None
     with _load_lock:
+        phases = _Phases()
+        with phases.phase("imports_ms"):  # torch and coqui-tts: the first load of a process
+            skip_unused_sklearn_import()
+            import TTS.tts.models.xtts  # noqa: F401
         resolved_device = _resolve_device(device, settings)
         half = _resolve_fp16(fp16, resolved_device, settings)
-        directory, name = _resolve_source(source, settings)
+        with phases.phase("checkpoint_source_ms"):  # the tiny model is built on first use
+            directory, name = _resolve_source(source, settings)
         key = (str(directory.resolve()), resolved_device, half)
         model = _loaded.get(key)
         if model is None:
-            started = time.perf_counter()
-            model = _open_checkpoint(directory, name, resolved_device, half, settings)
-            logger.info("loaded %s (%s) on %s%s in %.1f s", model.name, model.weights_sha256[:12],
-                        resolved_device, " fp16" if half else "", time.perf_counter() - started)
+            model = _open_checkpoint(directory, name, resolved_device, half, settings, phases)
+            logger.info("loaded %s (%s) on %s%s in %.1f s (%s)", model.name,
+                        model.weights_sha256[:12], resolved_device, " fp16" if half else "",
+                        model.load_phases["total_ms"] / 1000,
+                        ", ".join(f"{k} {v:.0f}" for k, v in model.load_phases.items()))
             _loaded[key] = model
         record_loaded_model(model.name, model.weights_sha256, resolved_device)
         return model
 
 
 def forget_loaded_models() -> None:
-    """Drop the process's loaded models (tests, benchmarks): the next :func:`load_model`
-    loads again."""
+    """Drop the process's loaded models (tests, benchmarks), stopping their schedulers: the
+    next :func:`load_model` loads again."""
     with _load_lock:
+        models = list(_loaded.values())
         _loaded.clear()
+    for model in models:
+        model.close()

@@ -1,7 +1,11 @@
-"""The loaded XTTS model: text pieces, speaker latents (cached), whole synthesis and streaming.
+"""The loaded XTTS model: its languages and text pieces, speaker latents (cached), and synthesis
+whole or streamed through the one decode path (:mod:`honora_tts.model.speech_decoding`).
 
-Everything runs the real coqui-tts classes (``Xtts.get_conditioning_latents``,
-``Xtts.inference``, the GPT's streaming generator and the HiFi-GAN decoder).
+Everything runs the real coqui-tts classes (``Xtts.get_conditioning_latents``, the GPT's
+modules, the HiFi-GAN decoder). :class:`XttsModel` prepares a request once, here: the language,
+the text pieces and their token ids, the bound on codes, the sampling; then it hands the rows
+down to the batch scheduler, which decodes every request of the process together (a lone
+request is a batch of one). Calls from any number of threads are safe and batch together.
 
 Generation length
     ``max_new_tokens`` bounds the GPT codes per text piece (about 21.5 per second of audio). The
@@ -10,37 +14,34 @@ Generation length
     Larger requests are clamped to the checkpoint's bound.
 
 fp16 (CUDA only)
-    GPT generation, the latent forward pass and the HiFi-GAN vocoder run under
+    GPT decoding, the latent forward pass and the HiFi-GAN vocoder run under
     ``torch.autocast("cuda", float16)``: their matrix products and convolutions compute in half
     precision. Weights, speaker latents and the speaker encoder stay float32, output is float32.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from honora_tts import audio
+from honora_tts.cancellation import CancelToken
 from honora_tts.files import file_sha256
+from honora_tts.model.batch_capacity import concurrency_and_rows, default_max_batch
 from honora_tts.model.constants import DEFAULT_VOICE_FILE, GPT_COND_CHUNK_LEN, SAMPLE_RATE
 from honora_tts.model.latent_cache import LATENT_FORMAT, LatentCache, Latents, LatentsResult
 from honora_tts.model.reference_voice import cached_default_voice
+from honora_tts.model.speech_decoding import SpeechDecoding, Synthesis, Utterance
 from honora_tts.model.text_split import split_text
-from honora_tts.model.utterance import PIECE_FADE_MS, PIECE_PAUSE_MS, Synthesis
-from honora_tts.model.vocoder import IncrementalVocoder
 from honora_tts.protocol import (
-    SYNTHESIS_DEFAULTS,
     ErrorCode,
-    SynthesisParams,
+    SamplingParams,
     WorkerError,
     normalise_language,
 )
@@ -49,72 +50,15 @@ from honora_tts.settings import cache_dir
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
 
-    from honora_tts.model.batched_synthesis import BatchedSynthesis
-
 logger = logging.getLogger(__name__)
 
 MIN_REFERENCE_S = 0.5
-#: The keys ``params`` may carry: :class:`~honora_tts.protocol.SynthesisParams`'s fields.
-PARAM_NAMES = frozenset(SynthesisParams.model_fields)
-
-
-class _RequestRng:
-    """A request's own RNG stream: seeded once, saved and restored around each locked step so
-    that interleaved requests cannot disturb a seeded one."""
-
-    def __init__(self, seed: int | None, cuda_index: int | None):
-        self.seed = seed
-        self.cuda_index = cuda_index
-        self._cpu_state: Any = None
-        self._cuda_state: Any = None
-
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        import torch
-
-        if self.seed is None:
-            yield
-            return
-        devices = [self.cuda_index] if self.cuda_index is not None else []
-        with torch.random.fork_rng(devices=devices):
-            if self._cpu_state is None:
-                torch.manual_seed(self.seed)
-            else:
-                torch.set_rng_state(self._cpu_state)
-                if self.cuda_index is not None:
-                    torch.cuda.set_rng_state(self._cuda_state, self.cuda_index)
-            try:
-                yield
-            finally:
-                self._cpu_state = torch.get_rng_state()
-                if self.cuda_index is not None:
-                    self._cuda_state = torch.cuda.get_rng_state(self.cuda_index)
-
-
-@dataclass(frozen=True)
-class _Generation:
-    kwargs: dict[str, Any]
-    speed: float
-    max_new_tokens: int
-    stream_chunk_size: int
-    seed: int | None
-
-
-class _DropLengthWarning(logging.Filter):
-    # transformers warns on every call that max_new_tokens overrides coqui's max_length.
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "`max_new_tokens`" not in record.getMessage()
-
-
-def _quiet_generation_warnings() -> None:
-    target = logging.getLogger("transformers.generation.utils")
-    if not any(isinstance(f, _DropLengthWarning) for f in target.filters):
-        target.addFilter(_DropLengthWarning())
 
 
 class XttsModel:
-    """A loaded XTTS checkpoint with a speaker-latent cache. Thread-safe: model work is
-    serialized by one lock, taken per text piece (synthesis) or per chunk (streaming)."""
+    """A loaded XTTS checkpoint with a speaker-latent cache, decoding through one batch
+    scheduler of up to :attr:`max_batch` rows (default: 1 on a CPU, from the free memory on
+    CUDA: :func:`~honora_tts.model.batch_capacity.default_max_batch`)."""
 
     def __init__(
         self,
@@ -129,10 +73,14 @@ class XttsModel:
         cache_root: Path | None = None,
         latent_memory_entries: int = 64,
         latent_disk_entries: int = 1000,
+        max_batch: int | None = None,
+        load_phases: dict[str, float] | None = None,
     ):
         """``cache_root`` (default :func:`honora_tts.files.cache_dir`) holds the latent files
         (``latents/<weights>/``, at most ``latent_disk_entries``) and the default voice; at most
-        ``latent_memory_entries`` latents stay in memory."""
+        ``latent_memory_entries`` latents stay in memory. ``load_phases``: how long loading
+        took, phase by phase, in milliseconds (:func:`~honora_tts.model.load_model` measures
+        them where they happen)."""
         self._model = model
         self.name = name
         self.weights_sha256 = weights_sha256
@@ -140,15 +88,13 @@ class XttsModel:
         self.fp16 = fp16
         self.sample_rate = SAMPLE_RATE
         self.checkpoint_dir = checkpoint_dir
+        self.load_phases: dict[str, float] = dict(load_phases or {})
         self.max_new_tokens_limit = int(model.gpt.max_gen_mel_tokens)
         self.default_max_new_tokens = min(
             default_max_new_tokens or self.max_new_tokens_limit, self.max_new_tokens_limit
         )
-        self._lock = threading.Lock()
+        self._latent_lock = threading.Lock()
         self._default_voice: tuple[Path, str] | None = None
-        #: Set by :meth:`enable_batching`: synthesize/stream then decode in a shared batch.
-        self.batching: BatchedSynthesis | None = None
-        _quiet_generation_warnings()
         self.unavailable_languages = self._probe_languages()
         self.languages: tuple[str, ...] = tuple(
             lang for lang in model.config.languages if lang not in self.unavailable_languages
@@ -160,6 +106,44 @@ class XttsModel:
             disk_capacity=latent_disk_entries,
             validate=self._latent_problem,
         )
+        rows = max_batch or default_max_batch(model.gpt, device, fp16=fp16)
+        self.decoding = SpeechDecoding(model, device, fp16=fp16, max_batch=rows)
+
+    @property
+    def coqui_model(self) -> Any:
+        """The coqui-tts ``Xtts`` this model wraps (its GPT sizes the decoding batch; the
+        tests and benchmarks run coqui's own ``inference`` on it as the reference)."""
+        return self._model
+
+    @property
+    def max_batch(self) -> int:
+        """Rows the scheduler decodes together at most."""
+        return self.decoding.max_batch
+
+    def set_max_batch(self, rows: int) -> None:
+        """Decode up to ``rows`` requests together from now on."""
+        self.decoding.resize(rows)
+
+    def size_batch(self, concurrency: int | None) -> int:
+        """Size the decoding batch for a caller that holds ``concurrency`` requests at once
+        (None: this device's default); returns the concurrency to hold
+        (:func:`~honora_tts.model.batch_capacity.concurrency_and_rows`)."""
+        held, rows = concurrency_and_rows(self._model.gpt, self.device, fp16=self.fp16,
+                                          requested=concurrency)
+        self.set_max_batch(rows)
+        logger.info("holding %d request(s) at once, decoding batch of %d row(s) on %s", held,
+                    rows, self.device)
+        return held
+
+    def decoding_stats(self) -> dict[str, Any]:
+        """The batch scheduler's counters (``max_batch``, ``submitted``, ``completed``,
+        ``cancelled``, ``max_rows``, ``steps``, ...), the voice prefix cache's hits and misses,
+        and where the vocoder runs."""
+        return self.decoding.stats()
+
+    def close(self) -> None:
+        """Stop the scheduler and the vocoder lane (tests, benchmarks)."""
+        self.decoding.close()
 
     # ---- languages and text
 
@@ -238,59 +222,43 @@ class XttsModel:
             queue[:0] = [p for p in (piece[:cut].strip(), piece[cut:].strip()) if p]
         return pieces
 
-    # ---- parameters
+    # ---- a request, prepared once
 
-    def _generation(self, params: dict[str, Any] | None) -> _Generation:
-        given = {k: v for k, v in (params or {}).items() if v is not None}
-        unknown = sorted(set(given) - PARAM_NAMES)
-        if unknown:
-            raise WorkerError(
-                ErrorCode.INVALID_INPUT,
-                f"unknown synthesis parameter(s): {', '.join(unknown)}",
-                f"params.{unknown[0]}",
-            )
-        merged = {**SYNTHESIS_DEFAULTS, **given}
-        max_new = int(merged.get("max_new_tokens") or self.default_max_new_tokens)
-        if max_new < 1:
-            raise WorkerError(ErrorCode.INVALID_INPUT, "max_new_tokens must be positive",
-                              "params.max_new_tokens")
-        seed = merged.get("seed")
-        return _Generation(
-            kwargs={
-                "temperature": float(merged["temperature"]),
-                "length_penalty": float(merged["length_penalty"]),
-                "repetition_penalty": float(merged["repetition_penalty"]),
-                "top_k": int(merged["top_k"]),
-                "top_p": float(merged["top_p"]),
-                "do_sample": True,
-                "max_new_tokens": min(max_new, self.max_new_tokens_limit),
-            },
-            speed=float(merged["speed"]),
-            max_new_tokens=min(max_new, self.max_new_tokens_limit),
-            stream_chunk_size=max(1, int(merged["stream_chunk_size"])),
-            seed=None if seed is None else int(seed),
-        )
+    def prepare(self, text: str, language: str, latents: Latents,
+                sampling: SamplingParams | None = None,
+                cancel: CancelToken | None = None) -> Utterance:
+        """The request as the decoder takes it: the language checked, the text split into
+        pieces and tokenized, the sampling checked, ``max_new_tokens`` resolved (None: the
+        checkpoint's bound; larger: clamped to it). Raises :class:`WorkerError`."""
+        sampling = sampling or SamplingParams()
+        try:
+            sampling.check()
+        except ValueError as exc:
+            raise WorkerError(ErrorCode.INVALID_INPUT, str(exc), "params") from None
+        lang = self._language(language)
+        pieces = [self._text_tokens(piece, lang) for piece in self._pieces(text, lang)]
+        max_new = min(sampling.max_new_tokens or self.default_max_new_tokens,
+                      self.max_new_tokens_limit)
+        return Utterance(pieces=pieces, latents=latents, sampling=sampling,
+                         max_new_tokens=max_new, cancel=cancel)
 
-    def _rng(self, seed: int | None) -> _RequestRng:
-        cuda_index = None
-        if self.device.startswith("cuda"):
-            import torch
+    def synthesize(self, text: str, language: str, latents: Latents,
+                   sampling: SamplingParams | None = None, *,
+                   cancel: CancelToken | None = None) -> Synthesis:
+        """Speak ``text``: split into pieces under the language's limit, each decoded as a row
+        of the shared batch, vocoded, joined with short fades and a pause
+        (:func:`honora_tts.audio.join`). ``cancel`` stops it between two decoding steps
+        (:class:`~honora_tts.cancellation.SynthesisCancelled`)."""
+        return self.decoding.synthesize(self.prepare(text, language, latents, sampling, cancel))
 
-            cuda_index = torch.device(self.device).index or 0
-        return _RequestRng(seed, cuda_index)
-
-    @contextlib.contextmanager
-    def _exclusive(self, rng: _RequestRng | None = None, *, half: bool = True) -> Iterator[None]:
-        import torch
-
-        seeded = rng.active() if rng else contextlib.nullcontext()
-        autocast = (
-            torch.autocast("cuda", dtype=torch.float16)
-            if self.fp16 and half
-            else contextlib.nullcontext()
-        )
-        with self._lock, torch.inference_mode(), seeded, autocast:
-            yield
+    def stream(self, text: str, language: str, latents: Latents,
+               sampling: SamplingParams | None = None, *,
+               cancel: CancelToken | None = None) -> Iterator[np.ndarray]:
+        """Speak ``text`` as float32 chunks, the first after ``stream_chunk_size`` GPT codes
+        (:class:`~honora_tts.model.vocoder.IncrementalVocoder`: each chunk's new frames only).
+        Invalid input raises here, before the first chunk is asked for; closing the iterator
+        early, or ``cancel``, takes the row out of the batch."""
+        return self.decoding.stream(self.prepare(text, language, latents, sampling, cancel))
 
     # ---- speaker latents
 
@@ -356,8 +324,9 @@ class XttsModel:
         """Speaker latents of the reference voice at ``voice_path`` whose content has SHA-256
         ``voice_sha256``: from memory, else from disk, else computed and stored in both."""
         started = time.perf_counter()
-        cond_len = int(gpt_cond_len or SYNTHESIS_DEFAULTS["gpt_cond_len"])
-        ref_len = int(max_ref_length or SYNTHESIS_DEFAULTS["max_ref_length"])
+        defaults = SamplingParams()
+        cond_len = int(gpt_cond_len or defaults.gpt_cond_len)
+        ref_len = int(max_ref_length or defaults.max_ref_length)
         key = self.latent_key(voice_sha256, cond_len, ref_len)
 
         def result(latents: Latents, cache: Literal["hit", "miss"], counter: str) -> LatentsResult:
@@ -375,7 +344,9 @@ class XttsModel:
             return result(found, "hit", "latents_disk_hits")
 
         self._check_reference(Path(voice_path))
-        with self._exclusive(half=False):
+        import torch
+
+        with self._latent_lock, torch.inference_mode():
             found = self._latents.from_memory(key)  # computed by another thread meanwhile
             if found is not None:
                 return result(found, "hit", "latents_memory_hits")
@@ -392,7 +363,8 @@ class XttsModel:
                     f"speaker latents failed for the reference voice: {type(exc).__name__}: {exc}",
                     "voice_url",
                 ) from exc
-            computed = Latents(gpt_cond_latent=gpt_latent.float(), speaker_embedding=speaker.float())
+            computed = Latents(gpt_cond_latent=gpt_latent.float(),
+                               speaker_embedding=speaker.float(), key=key)
             self._latents.remember(key, computed)
         self._latents.store(key, computed, voice_sha256)
         return result(computed, "miss", "latents_computed")
@@ -407,208 +379,6 @@ class XttsModel:
         ``get_conditioning_latents``), ``memory_entries``, ``disk_entries``,
         ``disk_corrupt_replaced``, ``disk_write_errors``."""
         return self._latents.stats()
-
-    # ---- synthesis
-
-    @property
-    def coqui_model(self) -> Any:
-        """The coqui-tts ``Xtts`` this model wraps (its GPT sizes the decoding batch)."""
-        return self._model
-
-    def enable_batching(self, max_batch: int) -> None:
-        """Route :meth:`synthesize` and :meth:`stream` through a batch scheduler of up to
-        ``max_batch`` rows (:mod:`honora_tts.model.batched_synthesis`)."""
-        from honora_tts.model.batched_synthesis import BatchedSynthesis
-
-        if self.batching is not None:
-            self.batching.close()
-        self.batching = BatchedSynthesis(self, max_batch=max_batch)
-
-    def synthesize(
-        self, text: str, language: str, latents: Latents, params: dict[str, Any] | None = None
-    ) -> Synthesis:
-        """Speak ``text``: split into pieces under the language's limit, each generated with
-        ``Xtts.inference``, joined with short fades and a pause (:func:`honora_tts.audio.join`).
-        With batching on, the pieces decode in the shared batch instead."""
-        if self.batching is not None:
-            return self.batching.synthesize(text, language, latents, params)
-        lang = self._language(language)
-        generation = self._generation(params)
-        pieces = self._pieces(text, lang)
-        rng = self._rng(generation.seed)
-        started = time.perf_counter()
-        wavs: list[np.ndarray] = []
-        for index, piece in enumerate(pieces):
-            try:
-                wavs.append(self._generate_piece(piece, lang, latents, generation, rng))
-            except WorkerError:
-                raise
-            except Exception as exc:
-                raise WorkerError(
-                    ErrorCode.SYNTHESIS_FAILED,
-                    f"XTTS inference failed on piece {index + 1}/{len(pieces)} "
-                    f"({len(piece)} characters): {type(exc).__name__}: {exc}",
-                ) from exc
-        samples = audio.join(wavs, SAMPLE_RATE, pause_ms=PIECE_PAUSE_MS, crossfade_ms=PIECE_FADE_MS)
-        elapsed = (time.perf_counter() - started) * 1000.0
-        return Synthesis(samples=samples, pieces=len(pieces), generation_ms=elapsed)
-
-    def _generate_piece(
-        self,
-        piece: str,
-        lang: str,
-        latents: Latents,
-        generation: _Generation,
-        rng: _RequestRng,
-    ) -> np.ndarray:
-        """One text piece through the GPT and the vocoder (``Xtts.inference``): the one call of
-        whole synthesis a batching scheduler replaces to decode several requests together."""
-        with self._exclusive(rng):
-            out = self._model.inference(
-                piece,
-                lang,
-                latents.gpt_cond_latent,
-                latents.speaker_embedding,
-                speed=generation.speed,
-                enable_text_splitting=False,
-                **generation.kwargs,
-            )
-        return np.asarray(out["wav"], dtype=np.float32).reshape(-1)
-
-    def stream(
-        self,
-        text: str,
-        language: str,
-        latents: Latents,
-        params: dict[str, Any] | None = None,
-        *,
-        vocoder: Literal["incremental", "coqui"] = "incremental",
-    ) -> Iterator[np.ndarray]:
-        """Speak ``text`` as float32 chunks, the first after ``stream_chunk_size`` GPT tokens.
-        ``vocoder="incremental"`` decodes each chunk's new frames only (:class:`IncrementalVocoder`);
-        ``"coqui"`` uses ``Xtts.inference_stream`` (re-decodes everything per chunk). Invalid
-        input raises here, before the first chunk is asked for. With batching on, incremental
-        streams decode in the shared batch."""
-        if self.batching is not None and vocoder == "incremental":
-            return self.batching.stream(text, language, latents, params)
-        lang = self._language(language)
-        generation = self._generation(params)
-        pieces = self._pieces(text, lang)
-        if vocoder not in ("incremental", "coqui"):
-            raise ValueError(f"vocoder must be 'incremental' or 'coqui', got {vocoder!r}")
-        rng = self._rng(generation.seed)
-        chunks_of = self._incremental_chunks if vocoder == "incremental" else self._coqui_chunks
-        return self._stream_pieces(pieces, lang, latents, generation, rng, chunks_of)
-
-    def _stream_pieces(
-        self,
-        pieces: list[str],
-        lang: str,
-        latents: Latents,
-        generation: _Generation,
-        rng: _RequestRng,
-        chunks_of: Callable[..., Iterator[tuple[np.ndarray, bool]]],
-    ) -> Iterator[np.ndarray]:
-        fade = int(SAMPLE_RATE * PIECE_FADE_MS / 1000)
-        pause = np.zeros(int(SAMPLE_RATE * PIECE_PAUSE_MS / 1000), dtype=np.float32)
-        for index, piece in enumerate(pieces):
-            # Like audio.join: pieces fade out, pause, and fade in.
-            fade_in, fade_out = index > 0, index < len(pieces) - 1
-            try:
-                for chunk, final in chunks_of(piece, lang, latents, generation, rng):
-                    if not chunk.size:
-                        continue
-                    chunk = chunk.copy()
-                    if fade_in:
-                        n = min(fade, chunk.size)
-                        chunk[:n] *= np.linspace(0.0, 1.0, n, dtype=np.float32)
-                        chunk = np.concatenate([pause, chunk])
-                        fade_in = False
-                    if final and fade_out:
-                        n = min(fade, chunk.size)
-                        chunk[-n:] *= np.linspace(1.0, 0.0, n, dtype=np.float32)
-                    yield chunk
-            except WorkerError:
-                raise
-            except Exception as exc:
-                raise WorkerError(
-                    ErrorCode.SYNTHESIS_FAILED,
-                    f"XTTS streaming failed on piece {index + 1}/{len(pieces)}: "
-                    f"{type(exc).__name__}: {exc}",
-                ) from exc
-
-    def _incremental_chunks(
-        self, piece: str, lang: str, latents: Latents, generation: _Generation, rng: _RequestRng
-    ) -> Iterator[tuple[np.ndarray, bool]]:
-        import torch
-
-        gpt = self._model.gpt
-        with self._exclusive(rng):
-            tokens = self._text_tokens(piece, lang)
-            text_tokens = torch.IntTensor(tokens).unsqueeze(0).to(self.device)
-            fake_inputs = gpt.compute_embeddings(
-                latents.gpt_cond_latent.to(self.device), text_tokens
-            )
-            prefix = gpt.gpt_inference.cached_prefix_emb
-            generator = gpt.get_generator(
-                fake_inputs=fake_inputs,
-                num_beams=1,
-                num_return_sequences=1,
-                output_attentions=False,
-                output_hidden_states=True,
-                return_dict_in_generate=True,
-                **generation.kwargs,
-            )
-        decoder = IncrementalVocoder(
-            self._model.hifigan_decoder, latents.speaker_embedding.to(self.device), generation.speed
-        )
-        done = False
-        while not done:
-            with self._exclusive(rng):
-                gpt.gpt_inference.store_prefix_emb(prefix)  # another request may have replaced it
-                new: list[Any] = []
-                while len(new) < generation.stream_chunk_size:
-                    try:
-                        _, latent = next(generator)
-                    except StopIteration:
-                        done = True
-                        break
-                    new.append(latent)
-                decoder.push(new)
-                chunk = decoder.render(final=done)
-            yield chunk, done
-
-    def _coqui_chunks(
-        self, piece: str, lang: str, latents: Latents, generation: _Generation, rng: _RequestRng
-    ) -> Iterator[tuple[np.ndarray, bool]]:
-        gpt = self._model.gpt
-        chunks = self._model.inference_stream(
-            piece,
-            lang,
-            latents.gpt_cond_latent,
-            latents.speaker_embedding,
-            stream_chunk_size=generation.stream_chunk_size,
-            speed=generation.speed,
-            enable_text_splitting=False,
-            **generation.kwargs,
-        )
-        prefix = None
-        pending: np.ndarray | None = None  # held one step: only the end tells which is final
-        while True:
-            with self._exclusive(rng):
-                if prefix is not None:
-                    gpt.gpt_inference.store_prefix_emb(prefix)
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
-                prefix = gpt.gpt_inference.cached_prefix_emb
-                out = chunk.float().cpu().numpy().astype(np.float32, copy=False).reshape(-1)
-            if pending is not None:
-                yield pending, False
-            pending = out
-        if pending is not None:
-            yield pending, True
 
     # ---- default voice
 

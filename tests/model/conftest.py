@@ -26,10 +26,7 @@ def model(tmp_path_factory):
         honora_model.forget_loaded_models()
         loaded = honora_model.load_model("tiny")
         yield loaded
-        if loaded.batching is not None:
-            loaded.batching.close()
-            loaded.batching = None
-        honora_model.forget_loaded_models()
+        honora_model.forget_loaded_models()  # stops its scheduler
         torch.set_num_threads(threads)
 
 

@@ -3,19 +3,21 @@ each gets the codes it gets alone; failures, cancels and out-of-memory stay with
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import pytest
 import torch
 
+from honora_tts.cancellation import CancelToken
 from honora_tts.model.batch_scheduler import BatchScheduler, DecodeCancelled, DecodeOutOfMemory
-from honora_tts.model.batched_decoding import (
-    BatchedGptDecoder,
+from honora_tts.model.gpt_decoder import (
     DecodeRequest,
     DecodeRequestError,
-    SamplingParams,
+    GptDecoder,
     decode_alone,
 )
+from honora_tts.protocol import SamplingParams
 
 TEXTS = (
     "hello world, this is a test.",
@@ -29,20 +31,21 @@ TOKENS = 20
 
 @pytest.fixture(scope="module")
 def alone_decoder(model):
-    return BatchedGptDecoder(model.coqui_model.gpt, model.device)
+    return GptDecoder(model.coqui_model.gpt, model.device)
 
 
 @pytest.fixture
 def scheduler(model):
-    scheduler = BatchScheduler(BatchedGptDecoder(model.coqui_model.gpt, model.device), max_batch=4)
+    scheduler = BatchScheduler(GptDecoder(model.coqui_model.gpt, model.device), max_batch=4)
     yield scheduler
     scheduler.close()
 
 
 def _request(model, voices, index, *, max_new=TOKENS, label="", **extra):
     tokens = model.coqui_model.tokenizer.encode(TEXTS[index], lang="en")
-    return DecodeRequest(voices[index % 2].gpt_cond_latent, tokens, max_new, SAMPLING,
-                         seed=100 + index, label=label, **extra)
+    return DecodeRequest(voices[index % 2].gpt_cond_latent, tokens, max_new,
+                         dataclasses.replace(SAMPLING, seed=100 + index),
+                         prefix_key=voices[index % 2].key, label=label, **extra)
 
 
 def _alone(alone_decoder, model, voices, index, max_new=TOKENS):
@@ -76,7 +79,7 @@ def test_a_request_refused_before_joining_leaves_the_others_alone(
 def test_a_row_failing_inside_the_batch_fails_alone(model, voices, scheduler, alone_decoder):
     def poison(phase, rows):
         if phase == "step" and any(r.request.label == "poison" for r in rows) \
-                and len(rows[0].codes) > 3:
+                and rows[0].count > 3:
             raise ValueError("poisoned row")
 
     scheduler.decoder.before_forward = poison
@@ -126,7 +129,7 @@ def test_out_of_memory_splits_the_batch_and_every_job_completes(
 
     def too_big(phase, rows):
         seen.append((phase, len(rows)))
-        if len(rows) > 1 and (phase == "prefill" or len(rows[0].codes) > 5):
+        if len(rows) > 1 and (phase == "prefill" or rows[0].count > 5):
             raise error
 
     scheduler.decoder.before_forward = too_big
@@ -169,3 +172,31 @@ def test_a_failing_latent_consumer_fails_only_its_row(model, voices, scheduler, 
     with pytest.raises(OSError, match="listener went away"):
         futures[0].result(timeout=300)
     assert futures[1].result(timeout=300).codes == _alone(alone_decoder, model, voices, 1)
+
+
+def test_a_cancelled_token_takes_its_row_out_between_steps(model, voices, scheduler,
+                                                            alone_decoder):
+    """The request's own token (set from another thread, as a stop signal or a client's
+    disconnect sets it) works like :meth:`BatchScheduler.cancel`: the row leaves within a step,
+    a waiting one never starts."""
+    token = CancelToken()
+    started = threading.Event()
+
+    def on_latents(latents, codes, final):
+        started.set()
+
+    doomed = scheduler.submit(_request(model, voices, 1, max_new=200, cancel=token,
+                                       stream_chunk_size=4, on_latents=on_latents))
+    other = scheduler.submit(_request(model, voices, 0, max_new=40))
+    assert started.wait(timeout=300)
+    token.cancel()
+    with pytest.raises(DecodeCancelled):
+        doomed.result(timeout=300)
+    assert other.result(timeout=300).codes == _alone(alone_decoder, model, voices, 0, max_new=40)
+    assert scheduler.stats.row_steps < 200 + 40 and scheduler.stats.cancelled == 1
+
+    never = CancelToken()
+    never.cancel()
+    with pytest.raises(DecodeCancelled, match="before it started"):
+        scheduler.decode(_request(model, voices, 2, cancel=never))
+    assert scheduler.stats.cancelled == 2

@@ -1,18 +1,22 @@
-"""``XttsModel.synthesize`` / ``stream`` with batching enabled, on the tiny XTTS: concurrent
-requests give the audio each gives alone (same seed), a bad voice fails only its request, a
-stream keeps its chunks and cancels its row when closed."""
+"""``XttsModel.synthesize`` / ``stream`` through the one decode path, on the tiny XTTS, with a
+batch of four rows: concurrent requests give the audio each gives alone (same seed), a bad voice
+fails only its request, a stream keeps its chunks and cancels its row when closed, a
+cancellation token takes a request out between two steps."""
 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from honora_tts import model as honora_model
+from honora_tts.cancellation import CancelToken, SynthesisCancelled
 from honora_tts.files import file_sha256
-from honora_tts.protocol import SYNTHESIS_DEFAULTS, ErrorCode, WorkerError
+from honora_tts.model.batch_scheduler import wait_idle
+from honora_tts.protocol import ErrorCode, SamplingParams, WorkerError
 
 TEXTS = (
     "hello world, this is a test.",
@@ -24,36 +28,37 @@ TEXTS = (
 
 @pytest.fixture
 def batched(model, request):
-    from honora_tts.model.batched_synthesis import BatchedSynthesis
+    """The model with a batch of four rows and, where the test asks, its vocoder on a thread of
+    its own or between the decoding steps (a fresh decode path each time: its counters start
+    at zero)."""
+    from honora_tts.model.speech_decoding import SpeechDecoding
 
-    latents_from, vocoder_thread = getattr(request, "param", ("decode", None))
-    model.batching = BatchedSynthesis(model, max_batch=4, latents_from=latents_from,
-                                      vocoder_thread=vocoder_thread)
+    vocoder_thread = getattr(request, "param", None)
+    deployed = model.decoding
+    model.decoding = SpeechDecoding(model.coqui_model, model.device, max_batch=4,
+                                    vocoder_thread=vocoder_thread)
     yield model
-    model.batching.close()
-    model.batching = None
+    model.decoding.close()
+    model.decoding = deployed
 
 
 def _params(index, **extra):
-    return {**SYNTHESIS_DEFAULTS, "max_new_tokens": 16, "seed": 40 + index, **extra}
+    return SamplingParams(**{"max_new_tokens": 16, "seed": 40 + index, **extra})
 
 
 def _speak(model, voices, index):
     return model.synthesize(TEXTS[index], "en", voices[index % 2], _params(index)).samples
 
 
-@pytest.mark.parametrize("batched", [("decode", None), ("forward", None)], indirect=True)
 def test_concurrent_requests_give_the_audio_they_give_alone(batched, voices):
     alone = [_speak(batched, voices, i) for i in range(4)]
-    assert batched.batching.scheduler.stats.max_rows == 1
+    assert batched.decoding_stats()["max_rows"] == 1
     with ThreadPoolExecutor(4) as pool:
         together = list(pool.map(lambda i: _speak(batched, voices, i), range(4)))
-    assert batched.batching.scheduler.stats.max_rows >= 2
+    assert batched.decoding_stats()["max_rows"] >= 2
     for one, many in zip(alone, together, strict=True):
-        if batched.batching.latents_from == "forward":  # the audio is a function of the codes
-            np.testing.assert_array_equal(many, one)
-        else:  # the decoding latents: equal to float rounding across batch shapes
-            np.testing.assert_allclose(many, one, atol=1e-4)
+        # the decoding latents: equal to float rounding across batch shapes
+        np.testing.assert_allclose(many, one, atol=1e-4)
     assert not np.array_equal(alone[0][: alone[2].size], alone[2][: alone[0].size])
     # the second text has two sentences but fits one piece; a long text is split in pieces
     long_text = " ".join([TEXTS[1]] * 6)
@@ -85,12 +90,12 @@ def test_a_bad_voice_fails_only_its_request(batched, voices, tmp_path):
 
 def test_invalid_parameters_are_refused_before_decoding(batched, voices):
     with pytest.raises(WorkerError) as caught:
-        batched.synthesize(TEXTS[0], "en", voices[0], {"temprature": 0.5})
-    assert caught.value.code == ErrorCode.INVALID_INPUT
-    assert batched.batching.scheduler.stats.submitted == 0
+        batched.synthesize(TEXTS[0], "en", voices[0], SamplingParams(top_p=1.5))
+    assert caught.value.code == ErrorCode.INVALID_INPUT and "top_p" in caught.value.message
+    assert batched.decoding_stats()["submitted"] == 0
 
 
-@pytest.mark.parametrize("batched", [("decode", True), ("decode", False)], indirect=True,
+@pytest.mark.parametrize("batched", [True, False], indirect=True,
                          ids=["vocoder-thread", "vocoder-between-steps"])
 def test_streams_batched_keep_their_chunks_and_audio(batched, voices):
     def stream(index):
@@ -100,7 +105,7 @@ def test_streams_batched_keep_their_chunks_and_audio(batched, voices):
     alone = [stream(i) for i in range(3)]
     with ThreadPoolExecutor(3) as pool:
         together = list(pool.map(stream, range(3)))
-    assert batched.batching.scheduler.stats.max_rows >= 2
+    assert batched.decoding_stats()["max_rows"] >= 2
     for one, many in zip(alone, together, strict=True):
         assert len(one) >= 2  # the first chunk came before the row finished
         assert [c.size for c in many] == [c.size for c in one]
@@ -113,19 +118,17 @@ def test_closing_a_stream_cancels_its_row(batched, voices):
     first = next(chunks)
     assert first.size > 0
     chunks.close()
-    scheduler = batched.batching.scheduler
-    from honora_tts.model.batch_scheduler import wait_idle
-
+    scheduler = batched.decoding.scheduler
     assert wait_idle(scheduler, timeout=60)
     assert scheduler.stats.cancelled == 1 and scheduler.stats.completed == 0
 
 
-@pytest.mark.parametrize("batched", [("decode", True), ("decode", False)], indirect=True,
+@pytest.mark.parametrize("batched", [True, False], indirect=True,
                          ids=["vocoder-thread", "vocoder-between-steps"])
 def test_the_vocoder_runs_in_its_lane(batched, voices, monkeypatch):
     from honora_tts.model.vocoder import IncrementalVocoder
 
-    lane = batched.batching.vocoder_lane
+    lane = batched.decoding.vocoder_lane
     threads = set()
     render = IncrementalVocoder.render
 
@@ -136,12 +139,11 @@ def test_the_vocoder_runs_in_its_lane(batched, voices, monkeypatch):
     monkeypatch.setattr(IncrementalVocoder, "render", recording)
     list(batched.stream(TEXTS[0], "en", voices[0], _params(0, stream_chunk_size=4)))
     batched.synthesize(TEXTS[1], "en", voices[1], _params(1))
-    vocode_thread = batched.batching.vocoder_lane.submit(
-        lambda: threading.current_thread().name).result(timeout=60)
+    vocode_thread = lane.submit(lambda: threading.current_thread().name).result(timeout=60)
     if lane.threaded:
         assert threads == {vocode_thread} and vocode_thread.startswith("honora-vocoder")
     else:
-        assert threads == {batched.batching.scheduler.name} == {vocode_thread}
+        assert threads == {batched.decoding.scheduler.name} == {vocode_thread}
 
 
 def test_a_failing_vocoder_fails_only_its_stream(batched, voices, monkeypatch):
@@ -168,9 +170,7 @@ def test_a_failing_vocoder_fails_only_its_stream(batched, voices, monkeypatch):
             bad.result(timeout=120)
         assert caught.value.code == ErrorCode.SYNTHESIS_FAILED
         np.testing.assert_allclose(good.result(timeout=120), alone, atol=1e-4)
-    from honora_tts.model.batch_scheduler import wait_idle
-
-    assert wait_idle(batched.batching.scheduler, timeout=60)
+    assert wait_idle(batched.decoding.scheduler, timeout=60)
 
 
 def test_the_lane_runs_beside_the_decoding_only_where_a_core_is_free(monkeypatch):
@@ -183,3 +183,60 @@ def test_the_lane_runs_beside_the_decoding_only_where_a_core_is_free(monkeypatch
     assert vocoder_lane.lane_pays("cpu")
     monkeypatch.setattr(vocoder_lane, "usable_cores", lambda: torch.get_num_threads())
     assert not vocoder_lane.lane_pays("cpu")
+
+
+@pytest.mark.parametrize("how", ["whole", "stream"])
+def test_a_cancelled_request_leaves_the_batch_between_steps(batched, voices, how):
+    """Its token set while it decodes (as RunPod's stop or a disconnect sets it from another
+    thread), the request raises ``cancelled`` within a few steps of 200 and its batch mate
+    gives the audio it gives alone."""
+    alone = _speak(batched, voices, 1)
+    token = CancelToken()
+    long = _params(0, max_new_tokens=200, stream_chunk_size=4)
+    decoding = batched.decoding
+
+    def doomed():
+        if how == "whole":
+            return batched.synthesize(TEXTS[0], "en", voices[0], long, cancel=token)
+        return list(batched.stream(TEXTS[0], "en", voices[0], long, cancel=token))
+
+    with ThreadPoolExecutor(2) as pool:
+        future = pool.submit(doomed)
+        mate = pool.submit(_speak, batched, voices, 1)
+        stats = decoding.scheduler.stats
+        deadline = time.monotonic() + 120
+        while stats.submitted < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        joined = stats.steps
+        while stats.steps < joined + 5 and time.monotonic() < deadline:  # both rows decoding
+            time.sleep(0.005)
+        token.cancel("the caller went away")
+        with pytest.raises(SynthesisCancelled, match="the caller went away") as caught:
+            future.result(timeout=120)
+        np.testing.assert_allclose(mate.result(timeout=120), alone, atol=1e-4)
+    assert caught.value.code == ErrorCode.CANCELLED
+    stats = batched.decoding_stats()
+    assert stats["cancelled"] == 1, stats
+    assert stats["row_steps"] < 200  # the cancelled row did not run to its bound
+
+
+def test_a_request_cancelled_while_it_waits_for_a_row_never_starts(batched, voices):
+    batched.set_max_batch(1)
+    token = CancelToken()
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(batched.synthesize, TEXTS[0], "en", voices[0],
+                            _params(0, max_new_tokens=60))
+        deadline = time.monotonic() + 60
+        while batched.decoding_stats()["prefills"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        waiting = pool.submit(batched.synthesize, TEXTS[1], "en", voices[1], _params(1),
+                              cancel=token)
+        while batched.decoding_stats()["submitted"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        token.cancel()
+        with pytest.raises(SynthesisCancelled):
+            waiting.result(timeout=5)  # at once, while the first still decodes
+        assert not first.done()
+        first.result(timeout=120)
+    stats = batched.decoding_stats()
+    assert stats["prefills"] == 1 and stats["completed"] == 1 and stats["cancelled"] == 1

@@ -30,6 +30,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+#: The most requests one worker may hold at once (``HONORA_CONCURRENCY``): threads, rows of the
+#: decoding batch, voice downloads in flight.
+MAX_CONCURRENCY = 64
 #: Where RunPod's public job API lives, and its management API (REST v2).
 DEFAULT_API_BASE = "https://api.runpod.ai/v2"
 DEFAULT_MANAGEMENT_API_BASE = "https://api.runpod.io/v2"
@@ -57,11 +60,15 @@ class _EnvSettings(BaseSettings):
     )
     #: Shown as the heading of this group in README's settings table.
     title: ClassVar[str] = ""
+    #: Variables that no longer mean anything -> what to set instead. One that is set is an
+    #: error (rather than silently ignored), naming its replacement.
+    retired: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Self:
         """Read the settings from ``env`` (default: the process environment); keyword
         ``overrides`` (field names) win over the environment."""
+        cls._refuse_retired(os.environ if env is None else env)
         try:
             if env is None:
                 return cls(**overrides)
@@ -90,6 +97,14 @@ class _EnvSettings(BaseSettings):
         if not _READ_PROCESS_ENVIRONMENT.get():
             return (init_settings,)
         return (init_settings, env_settings)
+
+    @classmethod
+    def _refuse_retired(cls, env: Mapping[str, str]) -> None:
+        problems = [f"{name} is retired: {instead}" for name, instead in cls.retired.items()
+                    if (env.get(name) or "").strip()]
+        if problems:
+            raise SettingsError("invalid settings: " + "; ".join(problems) + ". Unset "
+                                + ("it" if len(problems) == 1 else "them") + ".")
 
     @classmethod
     def _explain(cls, exc: ValidationError) -> str:
@@ -129,6 +144,12 @@ class WorkerSettings(_EnvSettings):
     started with."""
 
     title: ClassVar[str] = "Worker (endpoint environment variables)"
+    retired: ClassVar[dict[str, str]] = {
+        "HONORA_PREFETCH": "set HONORA_CONCURRENCY=2 to take the next job while one runs",
+        "HONORA_WORKER_CONCURRENCY": "set HONORA_CONCURRENCY (requests a worker holds at once)",
+        "HONORA_MAX_BATCH": "set HONORA_CONCURRENCY (requests a worker holds at once; the "
+                            "decoding batch follows from it and the device)",
+    }
 
     xtts_model: str = Field(
         "xtts_v2", validation_alias="HONORA_XTTS_MODEL",
@@ -157,20 +178,13 @@ class WorkerSettings(_EnvSettings):
         False, validation_alias="HONORA_STREAMING",
         description="a streaming deployment: a generator handler yielding audio chunks",
     )
-    prefetch: bool = Field(
-        False, validation_alias="HONORA_PREFETCH",
-        description="take the next job while one runs (about 1.9x throughput under a full "
-        "queue; a prefetched job waits behind a busy worker)",
-    )
-    worker_concurrency: int = Field(
-        1, ge=1, validation_alias="HONORA_WORKER_CONCURRENCY",
-        description="jobs one worker holds at once (RunPod's concurrency_modifier); above 1 each "
-                    "runs in a thread of its own",
-    )
-    max_batch: int | None = Field(
-        None, ge=1, validation_alias="HONORA_MAX_BATCH",
-        description="requests decoded together in one GPT batch; the worker then takes that "
-        "many jobs at once (`auto` or unset: from the GPU's free memory, 1 on a CPU)",
+    concurrency: int | None = Field(
+        None, ge=1, le=MAX_CONCURRENCY, validation_alias="HONORA_CONCURRENCY",
+        description="requests one worker holds at once (RunPod's concurrency_modifier), each in "
+        "a thread of the worker's own pool, their decoding in one batch; at most "
+        f"{MAX_CONCURRENCY}. `auto` or unset: on CUDA as many as half the GPU's free memory "
+        "holds, 1 on a CPU. On CUDA the batch is also capped by that memory (requests beyond "
+        "it wait for a row)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias="HONORA_LOG_LEVEL", description="worker log level",
@@ -234,9 +248,9 @@ class WorkerSettings(_EnvSettings):
 
     _split_hosts = field_validator("trusted_voice_hosts", mode="before")(_comma_list)
 
-    @field_validator("max_batch", mode="before")
+    @field_validator("concurrency", mode="before")
     @classmethod
-    def _auto_batch(cls, value: Any) -> Any:
+    def _auto_concurrency(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() == "auto":
             return None
         return value

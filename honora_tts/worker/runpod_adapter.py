@@ -1,25 +1,23 @@
 """RunPod jobs in, service calls, RunPod results out.
 
 :class:`RunPodAdapter` holds the worker's one :class:`~honora_tts.synthesis.SynthesisService`
-and hands RunPod one of three handlers (``honora_tts.worker.start`` picks):
+and its two blocking handlers; :mod:`honora_tts.worker.start` registers one of them, run in the
+worker's job pool (:mod:`honora_tts.worker.threaded_handlers`):
 
-- :meth:`~RunPodAdapter.handle` (default): a plain function returning the response object
-  (encoded by :mod:`honora_tts.envelope`).
+- :meth:`~RunPodAdapter.handle`: returns the response object (encoded by
+  :mod:`honora_tts.envelope`).
 - :meth:`~RunPodAdapter.handle_stream` (``HONORA_STREAMING=1``): a generator, which RunPod
   needs in order to stream. RunPod then turns every job's output into the list of yielded
   items, so a streaming worker is a separate deployment of the same image.
-- :meth:`~RunPodAdapter.handle_async` (``HONORA_PREFETCH=1``): :meth:`handle` in a thread, one
-  job at a time, for a worker that takes its next job while one runs (``concurrency_modifier``
-  -> :data:`ASYNC_CONCURRENCY`); saves the SDK worker loop's idle second between jobs.
 
-None of them raises: every failure becomes a structured error, and the worker goes on to the
+Both take the job's :class:`~honora_tts.cancellation.CancelToken` (set when RunPod stops the
+job). Neither raises: every failure becomes a structured error, and the worker goes on to the
 next job. Every job is counted once, when it ends (:meth:`RunPodAdapter._job`), whichever
 handler ran it and however it ended.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -31,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from honora_tts import audio
+from honora_tts.cancellation import CancelToken
 from honora_tts.envelope import chunk_item, final_item, job_answer, stream_error_item
 from honora_tts.protocol import (
     ErrorCode,
@@ -45,9 +44,6 @@ from honora_tts.version import version_record
 
 log = logging.getLogger("honora_tts.worker")
 
-#: The ``concurrency_modifier`` answer that goes with :meth:`RunPodAdapter.handle_async`.
-ASYNC_CONCURRENCY = 2
-
 
 @dataclass
 class _Job:
@@ -56,6 +52,7 @@ class _Job:
     job_id: str | None
     request_id: str
     raw: Any
+    cancel: CancelToken
     failed: bool | None = None
 
 
@@ -63,44 +60,34 @@ class RunPodAdapter:
     """Turns RunPod jobs into :class:`SynthesisService` calls and counts them."""
 
     def __init__(
-        self, service: SynthesisService, *, streaming: bool = False, batch_rows: int = 1
+        self, service: SynthesisService, *, streaming: bool = False, concurrency: int = 1
     ) -> None:
         self.service = service
         self.streaming = streaming
-        #: Jobs whose decoding shares one batch (``HONORA_MAX_BATCH``); the worker takes as many.
-        self.batch_rows = batch_rows
+        #: Jobs the worker holds at once (``HONORA_CONCURRENCY``, RunPod's
+        #: ``concurrency_modifier``); their decoding shares the model's batch.
+        self.concurrency = concurrency
         self.started_at = time.time()
         self.jobs_served = 0
         self.jobs_failed = 0
+        self.jobs_cancelled = 0
         self._counter_lock = threading.Lock()
-        self._one_at_a_time: asyncio.Semaphore | None = None
 
     # ------------------------------------------------------------------ handlers
 
-    def handle(self, job: dict[str, Any]) -> dict[str, Any]:
-        """RunPod handler (plain). Returns the response as a JSON-ready dict; never raises."""
-        with self._job(job) as current:
+    def handle(self, job: dict[str, Any], cancel: CancelToken | None = None) -> dict[str, Any]:
+        """A job's answer as a JSON-ready dict; never raises. ``cancel`` stops its work."""
+        with self._job(job, cancel) as current:
             response = self._respond(current, streaming=False)
             current.failed = response.error is not None
             return job_answer(response)
 
-    async def handle_async(self, job: dict[str, Any]) -> dict[str, Any]:
-        """RunPod handler (async) for a worker that takes its next job while one runs
-        (``concurrency_modifier`` returning :data:`ASYNC_CONCURRENCY`). Jobs still run one at a
-        time, in a thread, so the SDK's worker loop keeps running and the waiting job starts the
-        moment the previous one ends. With :meth:`handle` the loop is blocked during a job and
-        then sleeps in 1 s steps before taking the next (``rp_scale.get_jobs``): up to 1 s idle
-        per job (``python -m benchmarks p3``). Same answers as :meth:`handle`; never raises."""
-        if self._one_at_a_time is None:
-            self._one_at_a_time = asyncio.Semaphore(1)
-        async with self._one_at_a_time:
-            return await asyncio.to_thread(self.handle, job)
-
-    def handle_stream(self, job: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """RunPod handler (generator) for streaming workers; never raises. A streamed request
-        yields ``chunk`` items then the ``final`` one; any other request one ``final`` item. A
-        failure adds the ``error`` item that fails the job."""
-        with self._job(job) as current:
+    def handle_stream(self, job: dict[str, Any],
+                      cancel: CancelToken | None = None) -> Generator[dict[str, Any], None, None]:
+        """A streaming worker's items; never raises. A streamed request yields ``chunk`` items
+        then the ``final`` one; any other request one ``final`` item. A failure adds the
+        ``error`` item that fails the job. ``cancel`` stops its work."""
+        with self._job(job, cancel) as current:
             parsed = parse_request(current.raw)
             if isinstance(parsed, ParsedRequest) and parsed.request.stream and parsed.request.text:
                 response = yield from self._stream(current, parsed)
@@ -118,15 +105,19 @@ class RunPodAdapter:
         service = self.service
         with self._counter_lock:
             served, failed = self.jobs_served, self.jobs_failed
+            cancelled = self.jobs_cancelled
         facts = service.health()
         health = {
             "model_loaded": facts["model_loaded"],
             "model_error": facts["model_error"],
             "model_load_ms": facts["model_load_ms"],
+            "cold_start": facts["cold_start"],
             "uptime_s": round(time.time() - self.started_at, 1),
             "jobs_served": served,
             "jobs_failed": failed,
+            "jobs_cancelled": cancelled,
             "streaming": self.streaming,
+            "concurrency": self.concurrency,
             "voice_cache": facts["voice_cache"],
             "latent_cache": facts["latent_cache"],
             "batching": facts["batching"],
@@ -142,12 +133,13 @@ class RunPodAdapter:
         )
 
     @contextmanager
-    def _job(self, job: Any) -> Iterator[_Job]:
+    def _job(self, job: Any, cancel: CancelToken | None) -> Iterator[_Job]:
         """Logging context and the one place a job is counted: served, and failed unless it
         ended with an answer that is not an error (a stream abandoned midway counts as
-        failed)."""
+        failed), and cancelled when its token was."""
         job_id, raw = _job_parts(job)
-        current = _Job(job_id=job_id, request_id=_request_id(raw, job_id), raw=raw)
+        current = _Job(job_id=job_id, request_id=_request_id(raw, job_id), raw=raw,
+                       cancel=cancel or CancelToken())
         started = time.perf_counter()
         log.info("request %s job %s: started", current.request_id, job_id)
         try:
@@ -156,6 +148,7 @@ class RunPodAdapter:
             with self._counter_lock:
                 self.jobs_served += 1
                 self.jobs_failed += int(current.failed is not False)
+                self.jobs_cancelled += int(current.cancel.cancelled)
             log.info(
                 "request %s job %s: finished in %.0f ms",
                 current.request_id, job_id, (time.perf_counter() - started) * 1000,
@@ -185,7 +178,8 @@ class RunPodAdapter:
                     "stream=false or use the streaming endpoint",
                     field="stream",
                 )
-            return self.service.synthesize(parsed, request_id=request_id, job_id=job_id)
+            return self.service.synthesize(parsed, request_id=request_id, job_id=job_id,
+                                           cancel=current.cancel)
         except WorkerError as exc:
             return _error_response(job_id, request_id, exc.to_info())
         except Exception as exc:  # noqa: BLE001 - the worker must answer, not crash
@@ -204,7 +198,8 @@ class RunPodAdapter:
         job_id, request_id = current.job_id, current.request_id
         response: SynthesisResponse | None = None
         try:
-            for event in self.service.stream(parsed.request, request_id=request_id, job_id=job_id):
+            for event in self.service.stream(parsed.request, request_id=request_id, job_id=job_id,
+                                             cancel=current.cancel):
                 if isinstance(event, StreamedChunk):
                     yield chunk_item(request_id, event.seq, event.sample_rate,
                                      audio.to_pcm16(event.samples), event.elapsed_ms)

@@ -1,21 +1,28 @@
 """Starting the RunPod worker: read the worker's settings, load the model, build the one
 :class:`~honora_tts.synthesis.SynthesisService` and its :class:`RunPodAdapter`, and run RunPod's
-worker loop around the handler the settings pick.
+worker loop around its handler.
 
 Settings (:class:`~honora_tts.settings.WorkerSettings`, read once here)
-    ``HONORA_STREAMING=1`` registers the generator handler (a streaming deployment).
-    ``HONORA_PREFETCH=1`` registers the async handler with room for a second job: the worker
-    takes its next job while one runs and starts it the moment the first ends (jobs still run
-    one at a time). It saves the runpod worker loop's idle 0.5-1 s between queued jobs
-    (``python -m benchmarks p3``: 1.9x one worker's throughput under a full queue), at the price that
-    a job may wait behind a busy worker while another worker is idle: use it when the queue is
-    rarely empty. ``HONORA_WORKER_CONCURRENCY`` sets jobs per worker otherwise (default 1); above
-    1 each job runs in a thread of its own (:mod:`honora_tts.worker.threaded_handlers`), so a job
-    waiting on a slow download holds up neither the others nor the SDK's worker loop.
-    ``HONORA_LOG_LEVEL`` (default INFO). ``HONORA_URL_DELIVERY_BYTES`` (default 5 MiB): encoded
-    audio above it goes out as a URL when ``delivery`` is ``auto`` and an output bucket
-    (``BUCKET_*``) is configured. The model's settings are :mod:`honora_tts.model.loading`'s,
-    the voice cache's :class:`honora_tts.voices.VoiceCache`'s.
+    ``HONORA_CONCURRENCY``: requests the worker holds at once (RunPod's
+    ``concurrency_modifier``; default: on CUDA what half the free memory holds, 1 on a CPU, at
+    most :data:`~honora_tts.settings.MAX_CONCURRENCY`). Each job runs in a thread of the
+    worker's own pool and its decoding meets the others' in the model's one batch, whose rows
+    follow from the concurrency and the device
+    (:meth:`~honora_tts.model.XttsModel.size_batch`). Above 1 the worker takes its next job
+    while one runs, which saves the runpod worker loop's idle 0.5-1 s between queued jobs
+    (``python -m benchmarks p3``), at the price that a job may wait behind a busy worker while
+    another worker is idle. ``HONORA_STREAMING=1``: the generator handler (a streaming
+    deployment). ``HONORA_LOG_LEVEL`` (default INFO). ``HONORA_URL_DELIVERY_BYTES`` (default
+    5 MiB): encoded audio above it goes out as a URL when ``delivery`` is ``auto`` and an output
+    bucket (``BUCKET_*``) is configured. The model's settings are
+    :mod:`honora_tts.model.loading`'s, the voice cache's :class:`honora_tts.voices.VoiceCache`'s.
+    Retired variables (``HONORA_PREFETCH``, ``HONORA_WORKER_CONCURRENCY``, ``HONORA_MAX_BATCH``)
+    are refused naming ``HONORA_CONCURRENCY``; like any invalid setting, the worker then stays up
+    and answers ``model_not_ready`` saying so.
+
+Either handler is async (:mod:`honora_tts.worker.threaded_handlers`): the SDK's loop stays free
+to take jobs, post results and listen on its per-job stop channel, and a job RunPod stops has
+its work stopped (its decoding row leaves the batch) before its slot counts as free.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -32,9 +40,14 @@ from honora_tts.model.loading import ModelLoadError
 from honora_tts.settings import SettingsError, WorkerSettings
 from honora_tts.synthesis import SpeechModel, SynthesisService
 from honora_tts.version import configure_build
-from honora_tts.worker.batching import concurrency_modifier, enable_batching
-from honora_tts.worker.runpod_adapter import ASYNC_CONCURRENCY, RunPodAdapter
-from honora_tts.worker.threaded_handlers import concurrent_handler, concurrent_stream_handler
+from honora_tts.worker.runpod_adapter import RunPodAdapter
+from honora_tts.worker.threaded_handlers import (
+    JobPool,
+    concurrent_handler,
+    concurrent_stream_handler,
+)
+
+log = logging.getLogger("honora_tts.worker")
 
 
 def build_adapter(
@@ -46,8 +59,9 @@ def build_adapter(
 ) -> RunPodAdapter:
     """The worker's adapter from its ``settings`` (default: read from the environment now):
     the model loaded by ``loader`` (default: :func:`~honora_tts.model.load_model` with these
-    settings; a failure is kept and answered as ``model_not_ready``), ``voices`` (default: a
-    :class:`~honora_tts.voices.VoiceCache` configured by the settings), warmed up."""
+    settings; a failure is kept and answered as ``model_not_ready``), its batch sized for the
+    worker's concurrency, ``voices`` (default: a :class:`~honora_tts.voices.VoiceCache`
+    configured by the settings), warmed up."""
     settings = settings or WorkerSettings.from_env()
     configure_build(settings)
     if loader is None:
@@ -55,46 +69,47 @@ def build_adapter(
             from honora_tts.model import load_model
 
             return load_model(settings=settings)
-    rows = enable_batching(loader, settings.max_batch) if settings.max_batch != 1 else 1
     if voices is None:
         from honora_tts.voices import VoiceCache
 
         voices = VoiceCache.from_settings(settings)
     service = SynthesisService.loading(loader, voices, delivery=AudioDelivery.for_settings(settings))
+    concurrency = (service.model.size_batch(settings.concurrency) if service.model_loaded
+                   else settings.concurrency or 1)
     if warm_up:
         service.warm_up()
-    return RunPodAdapter(service, streaming=settings.streaming, batch_rows=rows)
+    return RunPodAdapter(service, streaming=settings.streaming, concurrency=concurrency)
 
 
 def runpod_config(adapter: RunPodAdapter, settings: WorkerSettings) -> dict[str, Any]:
-    """What ``runpod.serverless.start`` gets: the handler the settings pick and its
-    concurrency."""
-    def fixed(_current: int) -> int:
-        return settings.worker_concurrency
+    """What ``runpod.serverless.start`` gets: the worker's handler in a job pool of its own,
+    and its concurrency."""
+    pool = JobPool(adapter.concurrency)
+    handler: Callable[[dict[str, Any]], Any] = (
+        concurrent_stream_handler(adapter.handle_stream, pool) if settings.streaming
+        else concurrent_handler(adapter.handle, pool))
+    concurrency = adapter.concurrency
 
-    def prefetch(_current: int) -> int:
-        return ASYNC_CONCURRENCY
+    def concurrency_modifier(_current: int) -> int:
+        return concurrency
 
-    def threaded() -> Callable[[dict[str, Any]], Any]:
-        return (concurrent_stream_handler(adapter.handle_stream) if settings.streaming
-                else concurrent_handler(adapter.handle))
-
-    handler: Callable[[dict[str, Any]], Any]
-    if adapter.batch_rows > 1:  # jobs taken together decode together (HONORA_MAX_BATCH)
-        handler, concurrency = threaded(), concurrency_modifier(adapter.batch_rows)
-    elif settings.worker_concurrency > 1:  # side by side in threads: the SDK's loop stays free
-        handler, concurrency = threaded(), fixed
-    elif settings.streaming:
-        handler, concurrency = adapter.handle_stream, fixed
-    elif settings.prefetch:
-        handler, concurrency = adapter.handle_async, prefetch
-    else:
-        handler, concurrency = adapter.handle, fixed
     return {
         "handler": handler,
         "return_aggregate_stream": settings.streaming,
-        "concurrency_modifier": concurrency,
+        "concurrency_modifier": concurrency_modifier,
     }
+
+
+def _process_age_ms() -> float | None:
+    """Milliseconds since this process started (Linux's ``/proc``; None elsewhere)."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            up_s = float(uptime.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return round((up_s - start_ticks / os.sysconf("SC_CLK_TCK")) * 1000, 1)
 
 
 def main() -> None:
@@ -103,6 +118,7 @@ def main() -> None:
     # The old workers died with "EOF when reading a line" reading stdin; this one never reads it.
     sys.stdin = open(os.devnull)  # noqa: SIM115 - lives as long as the process
     configure_logging(logging.INFO, "%(asctime)s %(levelname)s %(name)s: %(message)s", sys.stderr)
+    main_started = _process_age_ms()
     loader: Callable[[], SpeechModel] | None = None
     try:
         settings = WorkerSettings.from_env()
@@ -110,13 +126,24 @@ def main() -> None:
         # Like a model that does not load: stay up and answer model_not_ready naming the
         # variable, so a misconfigured endpoint is visible instead of crash-looping.
         problem = f"the worker's settings are invalid: {exc}. Fix the endpoint's variables."
-        logging.getLogger("honora_tts.worker").critical(problem)
+        log.critical(problem)
         settings = WorkerSettings.from_env({})
 
         def loader() -> SpeechModel:
             raise ModelLoadError(problem)
     logging.getLogger().setLevel(settings.log_level)
+    started = time.perf_counter()
     import runpod
 
+    runpod_import_ms = round((time.perf_counter() - started) * 1000, 1)
     adapter = build_adapter(settings, loader=loader)
+    phases = {"runpod_import_ms": runpod_import_ms}
+    if main_started is not None:
+        phases["interpreter_to_main_ms"] = main_started
+    ready = _process_age_ms()
+    if ready is not None:
+        phases["process_start_to_ready_ms"] = ready
+    adapter.service.cold_start.update(phases)
+    log.info("ready: %s", ", ".join(f"{k} {v:.0f}" for k, v in
+                                    adapter.service.cold_start.items()))
     runpod.serverless.start(runpod_config(adapter, settings))

@@ -25,34 +25,35 @@ README = Path(__file__).resolve().parents[2] / "README.md"
     ("0", False), ("false", False), ("No", False), ("off", False),
 ])
 def test_every_flag_follows_one_truthiness_rule(raw: str, expected: bool) -> None:
-    for field in ("HONORA_STREAMING", "HONORA_PREFETCH", "HONORA_ALLOW_PRIVATE_URLS", "HONORA_FP16"):
+    for field in ("HONORA_STREAMING", "COQUI_TOS_AGREED", "HONORA_ALLOW_PRIVATE_URLS",
+                  "HONORA_FP16"):
         settings = WorkerSettings.from_env({field: raw})
         name = {v: k for k, v in WorkerSettings.env_names().items()}[field]
         assert getattr(settings, name) is expected, field
 
 
 def test_a_flag_that_is_not_a_flag_is_refused_naming_the_variable() -> None:
-    with pytest.raises(SettingsError, match="HONORA_PREFETCH|prefetch"):
-        WorkerSettings.from_env({"HONORA_PREFETCH": "maybe"})
+    with pytest.raises(SettingsError, match="HONORA_STREAMING"):
+        WorkerSettings.from_env({"HONORA_STREAMING": "maybe"})
 
 
 def test_empty_variables_count_as_unset() -> None:
-    settings = WorkerSettings.from_env({"HONORA_WORKER_CONCURRENCY": "  ", "HONORA_FP16": ""})
-    assert settings.worker_concurrency == 1 and settings.fp16 is False
+    settings = WorkerSettings.from_env({"HONORA_CONCURRENCY": "  ", "HONORA_FP16": ""})
+    assert settings.concurrency is None and settings.fp16 is False
 
 
 def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch) -> None:
     monkeypatch.setenv("HONORA_TRUSTED_VOICE_HOSTS", "store.internal, cdn.internal")
-    monkeypatch.setenv("HONORA_WORKER_CONCURRENCY", "3")
+    monkeypatch.setenv("HONORA_CONCURRENCY", "3")
     settings = WorkerSettings.from_env()
     assert settings.trusted_voice_hosts == ["store.internal", "cdn.internal"]
-    assert settings.worker_concurrency == 3
-    assert WorkerSettings.from_env(worker_concurrency=5).worker_concurrency == 5
+    assert settings.concurrency == 3
+    assert WorkerSettings.from_env(concurrency=5).concurrency == 5
 
 
 def test_bounds_and_formats_are_checked() -> None:
     with pytest.raises(SettingsError):
-        WorkerSettings.from_env({"HONORA_WORKER_CONCURRENCY": "0"})
+        WorkerSettings.from_env({"HONORA_CONCURRENCY": "0"})
     with pytest.raises(SettingsError):
         WorkerSettings.from_env({"HONORA_DEVICE": "tpu"})
     assert WorkerSettings.from_env({"HONORA_DEVICE": "cuda:1"}).device == "cuda:1"
@@ -96,15 +97,16 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path) -> None:
     assert cache_dir() == tmp_path / "c"
     monkeypatch.setenv("HONORA_CACHE_DIR", " ")
     assert cache_dir().parts[-2:] == (".cache", "honora-tts")
-    monkeypatch.setenv("HONORA_PREFETCH", "not a flag")  # a bad worker setting elsewhere
+    monkeypatch.setenv("HONORA_STREAMING", "not a flag")  # a bad worker setting elsewhere
     assert cache_dir().parts[-2:] == (".cache", "honora-tts")
 
 
 def test_a_given_mapping_is_read_alone(monkeypatch) -> None:
-    monkeypatch.setenv("HONORA_PREFETCH", "not a flag")
+    monkeypatch.setenv("HONORA_STREAMING", "not a flag")
+    monkeypatch.setenv("HONORA_MAX_BATCH", "8")  # retired, in the process environment only
     monkeypatch.setenv("GIT_SHA", "from-the-process")
-    settings = WorkerSettings.from_env({"HONORA_WORKER_CONCURRENCY": "2"})
-    assert settings.prefetch is False and settings.git_sha is None
-    assert settings.worker_concurrency == 2
-    with pytest.raises(SettingsError, match="HONORA_PREFETCH"):
+    settings = WorkerSettings.from_env({"HONORA_CONCURRENCY": "2"})
+    assert settings.streaming is False and settings.git_sha is None
+    assert settings.concurrency == 2
+    with pytest.raises(SettingsError, match="HONORA_MAX_BATCH is retired"):
         WorkerSettings.from_env()

@@ -154,5 +154,32 @@ def test_synthesis_defaults_are_one_valid_parameter_set():
     params = SynthesisParams(**SYNTHESIS_DEFAULTS)  # every default within its field's bounds
     assert set(SYNTHESIS_DEFAULTS) | {"max_new_tokens", "seed"} == set(SynthesisParams.model_fields)
     assert set(LATENT_PARAMS) <= set(SYNTHESIS_DEFAULTS)
-    assert SynthesisParams(temperature=0.5).resolved() == {**params.overrides(), "temperature": 0.5}
     assert SynthesisParams().overrides() == {}  # requests still carry only what was given
+    assert params.to_sampling_params() == SynthesisParams().to_sampling_params()
+
+
+def test_the_wire_becomes_the_decoders_sampling_in_one_step():
+    """One precedence rule: a given value wins over the default, field by field; every wire
+    parameter has its place in the sampling the decoder reads (and nothing else)."""
+    import dataclasses
+
+    from honora_tts.protocol import SamplingParams, SynthesisParams
+
+    wire = set(SynthesisParams.model_fields)
+    assert wire == {f.name for f in dataclasses.fields(SamplingParams)} - {"do_sample"}
+    sampling = SynthesisParams(temperature=0.5, seed=7, gpt_cond_len=3).to_sampling_params()
+    assert sampling == dataclasses.replace(SamplingParams(), temperature=0.5, seed=7,
+                                           gpt_cond_len=3)
+    assert sampling.max_new_tokens is None  # the checkpoint's own bound, resolved by the model
+    assert sampling.latent_args() == {"gpt_cond_len": 3, "max_ref_length": 30}
+    assert SamplingParams().do_sample is True
+    with pytest.raises(ValueError, match="top_p must lie"):
+        SamplingParams(top_p=1.5).check()
+
+
+def test_unknown_or_out_of_range_params_are_refused_naming_the_field():
+    bad = parse_request({"text": "hi", "params": {"sharpness": 2}})
+    assert isinstance(bad, ErrorInfo) and bad.field == "params.sharpness"
+    assert bad.code == ErrorCode.INVALID_INPUT
+    high = parse_request({"text": "hi", "params": {"temperature": 9}})
+    assert isinstance(high, ErrorInfo) and high.field == "params.temperature"

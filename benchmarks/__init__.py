@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run")
     parser.add_argument("--quick", action="store_true",
                         help="smallest parameters (smoke run); full-size model parts skipped")
+    parser.add_argument("--full-size", action="store_true",
+                        help="p2, p4, p9: the full-size XTTS architecture (random weights) as "
+                        "well as or instead of the tiny model; long on a CPU")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--repeats", type=int, default=None, help="override repeat counts")
     parser.add_argument("--device", default="cpu", help="p6, p9: cpu, cuda or cuda:N")
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     names = resolve_names(args.names)
     options = BenchOptions(
-        quick=args.quick, out_dir=args.out, device=args.device, fp16=args.fp16,
+        quick=args.quick, full_size=args.full_size, out_dir=args.out, device=args.device, fp16=args.fp16,
         model=args.model, repeats=args.repeats, threads=args.threads,
     )
     if len(names) == 1:
@@ -112,6 +115,8 @@ def _flags(args: argparse.Namespace) -> list[str]:
     parts = []
     if args.quick:
         parts.append("--quick")
+    if args.full_size:
+        parts.append("--full-size")
     if args.repeats is not None:
         parts += ["--repeats", str(args.repeats)]
     if args.out != DEFAULT_OUT:

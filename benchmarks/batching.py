@@ -1,17 +1,17 @@
-"""P9 batching: 1, 4 and 8 requests arriving at once in one worker, batched GPT decoding
-(:mod:`honora_tts.model.batched_synthesis`) against the serialized worker (one request after
-another through ``XttsModel``, coqui's ``generate``): throughput, p50/p95 latency from arrival
-to the last sample, and time to first audio. Every request is streamed (both ways use the
-decoding steps' latents and honora's incremental vocoder, so the comparison is the decoding
-alone; a whole-utterance request through today's path also pays coqui's second GPT pass).
+"""P9 batching: 1, 4 and 8 requests arriving at once in one worker, decoded in one batch
+against the serialized worker (one request after another, each a batch of one, as a worker with
+``HONORA_CONCURRENCY=1`` runs its queue): throughput, p50/p95 latency from arrival to the last
+sample, and time to first audio. Both ways are the one decode path
+(:mod:`honora_tts.model.speech_decoding`), the scheduler's batch sized 1 or the level; every
+request is streamed.
 
-Full-size XTTS-v2 architecture with random weights (``--model full``, the default; ``--quick``
-uses the tiny model), every request decoding the same number of GPT codes (the full-size
-checkpoint never emits the stop code): on a CPU :data:`CPU_UTTERANCE_S` seconds, about how long
-XTTS takes to say :data:`TEXT` (77 characters at about 15 a second), so that the prompt (its
-text tokens) and the decoding (its codes) are in the proportion of a real sentence. Each
-concurrency level runs both ways back to back (alternating which goes first); the 1-minute load
-average is recorded per level.
+The tiny model by default, every request decoding the same number of GPT codes; ``--full-size``
+(or ``--model full``) the full-size XTTS-v2 architecture with random weights (its checkpoint
+never emits the stop code): on a CPU :data:`CPU_UTTERANCE_S` seconds, about how long XTTS takes
+to say :data:`TEXT` (77 characters at about 15 a second), so that the prompt (its text tokens)
+and the decoding (its codes) are in the proportion of a real sentence. Each concurrency level
+runs both ways back to back (alternating which goes first); the 1-minute load average is
+recorded per level.
 
 The batched way runs its vocoder in the vocoder lane (:mod:`honora_tts.model.vocoder_lane`): with
 one torch thread on a machine of more cores, on a thread of its own beside the decoding. So on
@@ -25,9 +25,10 @@ CPU time is its wall time on an otherwise idle core; the batched one's CPU time 
 vocoder lane's, so it is the work done, not a latency.
 
 Targets on a 2-core CPU: batched throughput at 4 at least 2x the serialized worker's, with p50
-latency at 4 no worse than 1.5x a lone request's (the lone request through today's path).
-On a GPU (``--device cuda``; ``--fp16 on`` for half precision): aggregate RTF <= 0.02 and time to
-first audio p50 <= 300 ms at 16 concurrent (``--quick`` off adds 16 on CUDA).
+latency at 4 no worse than 1.5x a lone request's (a batch of one).
+On a GPU (``--device cuda``; ``--fp16 on`` for half precision; the full-size model): aggregate
+RTF <= 0.02 and time to first audio p50 <= 300 ms at 16 concurrent (``--quick`` off adds 16 on
+CUDA).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.checkpoints import empty_caches, resolve_checkpoint
 from benchmarks.machine import load_average
@@ -45,12 +47,15 @@ from benchmarks.options import BenchOptions
 from benchmarks.quiet_logs import quiet_library_logs
 from benchmarks.report import BenchResult, fmt
 
+if TYPE_CHECKING:
+    from honora_tts.protocol import SamplingParams
+
 #: From the tiny tokenizer's training corpus, so that its words are whole tokens (61 with the
 #: spaces), closer to what the release's tokenizer makes of a sentence than unseen words.
 TEXT = "The quick brown fox jumps over the lazy dog while the band plays a slow song."
 #: How long XTTS takes to say TEXT (77 characters at about 15 a second).
 CPU_UTTERANCE_S = 5.0
-GPU_UTTERANCE_S = 10.0
+GPU_UTTERANCE_S = 5.0
 QUICK_UTTERANCE_S = 1.0
 TARGET_THROUGHPUT = 2.0
 TARGET_LATENCY = 1.5
@@ -59,7 +64,8 @@ TARGET_GPU_TTFA_MS = 300.0
 SEED = 21
 
 
-def _round(model: Any, latents: Any, parallel: int, params: dict[str, Any]) -> dict[str, Any]:
+def _round(model: Any, latents: Any, parallel: int, params: SamplingParams,
+           serialized: bool) -> dict[str, Any]:
     """``parallel`` streamed requests arriving together: in threads (batched: they decode
     together; serialized: one after another, as a one-job-at-a-time worker's queue runs them)."""
     watch = Stopwatch()
@@ -70,7 +76,7 @@ def _round(model: Any, latents: Any, parallel: int, params: dict[str, Any]) -> d
         return (time.process_time() - cpu_start) * 1000
 
     def one(index: int) -> dict[str, Any]:
-        request = {**params, "seed": SEED + index}
+        request = replace(params, seed=SEED + index)
         first = first_cpu = None
         samples = 0
         for chunk in model.stream(TEXT, "en", latents, request):
@@ -80,7 +86,7 @@ def _round(model: Any, latents: Any, parallel: int, params: dict[str, Any]) -> d
         return {"latency_ms": watch.ms(), "latency_cpu_ms": cpu_ms(), "ttfa_ms": first,
                 "ttfa_cpu_ms": first_cpu, "audio_s": samples / model.sample_rate}
 
-    if model.batching is None:
+    if serialized:
         def serial(index: int) -> dict[str, Any]:
             with lock:  # whole requests one after another, like a one-job-at-a-time worker
                 return one(index)
@@ -101,11 +107,12 @@ def _round(model: Any, latents: Any, parallel: int, params: dict[str, Any]) -> d
 def run(options: BenchOptions, result: BenchResult) -> None:
     quiet_library_logs()
     from honora_tts import model as xtts
-    from honora_tts.protocol import SYNTHESIS_DEFAULTS
+    from honora_tts.protocol import SamplingParams
 
     device = options.device
     gpu = device.startswith("cuda")
-    model_name = options.model or ("tiny" if options.quick else "full")
+    model_name = options.model or ("full" if (gpu or options.full_size) and not options.quick
+                                   else "tiny")
     seconds = QUICK_UTTERANCE_S if options.quick else (GPU_UTTERANCE_S if gpu else
                                                        CPU_UTTERANCE_S)
     tokens = round(seconds * xtts.TOKENS_PER_SECOND)
@@ -115,32 +122,22 @@ def run(options: BenchOptions, result: BenchResult) -> None:
         result.skipped("fp16", "fp16", "skipped: fp16 needs CUDA (this run is on a CPU)")
     os.environ["HONORA_DEVICE"] = device
     directory, label = resolve_checkpoint(model_name)
-    params = {**SYNTHESIS_DEFAULTS, "max_new_tokens": tokens}
+    params = SamplingParams(max_new_tokens=tokens)
     measured: dict[str, Any] = {}
     with empty_caches():
         xtts.forget_loaded_models()
         model = xtts.load_model(str(directory), device=device, fp16=fp16)
         voice, sha = model.default_voice()
         latents = model.latents(voice, sha).latents
-        model.enable_batching(max(levels))
-        batching = model.batching
-        lane = "thread" if batching.vocoder_lane.threaded else "between steps"
-        warm = {**params, "max_new_tokens": 4}
-        for mode in ("serialized", "batched"):
-            model.batching = batching if mode == "batched" else None
-            list(model.stream("Warm up.", "en", latents, warm))
+        list(model.stream("Warm up.", "en", latents, replace(params, max_new_tokens=4)))
         for index, parallel in enumerate(levels):
             modes = ("serialized", "batched") if index % 2 == 0 else ("batched", "serialized")
             for mode in modes:
-                model.batching = batching if mode == "batched" else None
-                measured.setdefault(mode, {})[parallel] = _round(model, latents, parallel,
-                                                                 params)
-        model.batching = batching
-        stats = {**batching.scheduler.stats.as_dict(),
-                 "prefix_hits": batching.decoder.prefixes.hits,
-                 "prefix_misses": batching.decoder.prefixes.misses}
-        batching.close()
-        model.batching = None
+                model.set_max_batch(1 if mode == "serialized" else parallel)
+                measured.setdefault(mode, {})[parallel] = _round(
+                    model, latents, parallel, params, serialized=mode == "serialized")
+        stats = model.decoding_stats()
+        lane = stats["vocoder_lane"]
         xtts.forget_loaded_models()
     result.data.update(model=label, device=device, fp16=fp16, tokens=tokens,
                        utterance_s=seconds, levels=list(levels), measured=measured,
@@ -198,7 +195,7 @@ def _figures(result: BenchResult, measured: dict[str, Any], levels: tuple[int, .
                    f"batched p50 latency at {compare} / lone request ({label})", slowdown, "x",
                    target=f"<= {TARGET_LATENCY:g}x",
                    met=slowdown <= TARGET_LATENCY if judged else None,
-                   spread=f"lone request {fmt(lone)} ms (serialized path)")
+                   spread=f"lone request {fmt(lone)} ms (a batch of one)")
     if 16 in levels:
         run = measured["batched"][16]
         ttfa = p50("batched", 16, "ttfa_ms")
@@ -211,4 +208,4 @@ def _figures(result: BenchResult, measured: dict[str, Any], levels: tuple[int, .
     elif not gpu:
         result.notes.append("GPU targets (aggregate RTF <= 0.02 and time to first audio <= "
                             "300 ms at 16 concurrent, H200) still open: no GPU was lent; run "
-                            "`honora-tts bench p9 --device cuda` (and `--fp16 on`) on one")
+                            "benchmarks/gpu_check.sh on one")

@@ -12,6 +12,9 @@ from benchmarks.report import DEFAULT_OUT
 class BenchOptions:
     #: Smallest parameters (the test smoke run): seconds per benchmark where possible.
     quick: bool = False
+    #: P2, P4, P9: also (P4) or instead (P2, P9) the full-size XTTS architecture: its figures
+    #: take most of an hour on 2 CPU cores, so ``make bench`` leaves them out.
+    full_size: bool = False
     out_dir: Path = DEFAULT_OUT
     #: P6: ``cpu``, ``cuda`` or ``cuda:N``.
     device: str = "cpu"

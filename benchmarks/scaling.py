@@ -6,9 +6,10 @@ Configurations, each on its own pod (all pods started together, then the bursts 
 for each size, every configuration in turn, ``--repeats`` rounds): ``1w`` (one worker) and
 ``2w`` (two workers) as localpod starts them (one torch thread per worker on 2 cores: its share
 of the cores less one for the control plane and the clients); ``1w-2t`` (at 10 requests
-only): one worker with 2 torch threads (torch's default of one per core); ``1w-async`` and
-``2w-async``: ``worker/handler.py`` with ``HONORA_PREFETCH=1`` (the async handler, concurrency
-2, jobs still one at a time).
+only): one worker with 2 torch threads (torch's default of one per core); ``1w-c2`` and
+``2w-c2``: ``worker/handler.py`` with ``HONORA_CONCURRENCY=2`` (each worker holds two jobs:
+it takes its next job while one runs, and the two decode in one batch; what
+``HONORA_PREFETCH=1`` was, except that the held job no longer waits for the first to end).
 
 From localpod's job table: per worker, the idle gap between finishing a job and taking the
 next while jobs were still queued (the runpod SDK worker loop sleeps in 1 s steps while it holds
@@ -30,7 +31,7 @@ from benchmarks.quiet_logs import quiet_library_logs
 from benchmarks.report import BenchResult, fmt
 
 TEXT = "Scaling test sentence."
-PREFETCH = {"HONORA_PREFETCH": "1"}
+TWO_AT_ONCE = {"HONORA_CONCURRENCY": "2"}
 TARGET_RATIO = 1.8
 
 
@@ -99,8 +100,8 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     configurations: list[tuple[str, int, dict[str, str], tuple[int, ...]]] = [
         ("1w", 1, {}, sizes), ("2w", 2, {}, sizes),
         ("1w-2t", 1, {"OMP_NUM_THREADS": "2"}, sizes[:1]),
-        ("1w-async", 1, PREFETCH, sizes),
-        ("2w-async", 2, PREFETCH, sizes),
+        ("1w-c2", 1, TWO_AT_ONCE, sizes),
+        ("2w-c2", 2, TWO_AT_ONCE, sizes),
     ]
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {c[0]: {} for c in configurations}
     pods: dict[str, Any] = {}
@@ -156,9 +157,9 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     comparisons = (
         ("2w", "1w", "two workers vs one, as localpod starts them"),
         ("1w", "1w-2t", "one worker: 1 torch thread vs 2"),
-        ("1w-async", "1w", "one worker: HONORA_PREFETCH=1 vs plain"),
-        ("2w-async", "2w", "two workers: HONORA_PREFETCH=1 vs plain"),
-        ("2w-async", "1w-async", "two async workers vs one"),
+        ("1w-c2", "1w", "one worker: HONORA_CONCURRENCY=2 vs 1"),
+        ("2w-c2", "2w", "two workers: HONORA_CONCURRENCY=2 vs 1"),
+        ("2w-c2", "1w-c2", "two workers holding two jobs vs one"),
     )
     for better, base, meaning in comparisons:
         for parallel in [size for size in sizes if size in rates[better] and size in rates[base]]:

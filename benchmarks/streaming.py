@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks import coqui_baseline
 from benchmarks.checkpoints import empty_caches, resolve_checkpoint
@@ -24,6 +24,9 @@ from benchmarks.measures import Stopwatch, paired_ratios, ratio, summarize
 from benchmarks.options import BenchOptions
 from benchmarks.quiet_logs import quiet_library_logs
 from benchmarks.report import BenchResult, fmt
+
+if TYPE_CHECKING:
+    from honora_tts.protocol import SamplingParams
 
 TEXT = ("Streaming lets a listener hear the first words while the rest of the sentence is "
         "still being generated, which matters most for long answers.")
@@ -53,7 +56,7 @@ def _timed_vocoder(into: list[float]) -> Iterator[None]:
         IncrementalVocoder.render = original  # type: ignore[method-assign]
 
 
-def _stream(model: Any, latents: Any, params: dict[str, Any],
+def _stream(model: Any, latents: Any, params: SamplingParams,
             first_chunk_only: bool) -> dict[str, Any]:
     renders: list[float] = []
     watch = Stopwatch()
@@ -77,7 +80,7 @@ def _stream(model: Any, latents: Any, params: dict[str, Any],
             "first_vocoder_ms": first_render, "vocoder_ms": sum(renders) if done else None}
 
 
-def _whole(model: Any, latents: Any, params: dict[str, Any]) -> dict[str, Any]:
+def _whole(model: Any, latents: Any, params: SamplingParams) -> dict[str, Any]:
     watch = Stopwatch()
     synthesis = model.synthesize(TEXT, "en", latents, params)
     return {"total_ms": watch.ms(), "audio_s": synthesis.samples.size / model.sample_rate}
@@ -89,15 +92,15 @@ def _measure(model_name: str, tokens: int, repeats: int, *,
     their first chunk only unless ``streams_to_the_end`` (what the first audio / whole figure
     needs; on the full-size model on a CPU the rest takes minutes)."""
     from honora_tts.model import forget_loaded_models, load_model
-    from honora_tts.protocol import SYNTHESIS_DEFAULTS
+    from honora_tts.protocol import SamplingParams
 
     directory, label = resolve_checkpoint(model_name)
     forget_loaded_models()
     model = load_model(str(directory), device="cpu")
     voice, sha = model.default_voice()
     latents = model.latents(voice, sha).latents
-    params = {"max_new_tokens": tokens, "seed": SEED}
-    model.synthesize("Warm up.", "en", latents, {"max_new_tokens": 8, "seed": SEED})
+    params = SamplingParams(max_new_tokens=tokens, seed=SEED)
+    model.synthesize("Warm up.", "en", latents, SamplingParams(max_new_tokens=8, seed=SEED))
     plain = coqui_baseline.load(directory, "cpu")
     conditioning = coqui_baseline.latents(plain, voice)
     coqui_baseline.whole(plain, "Warm up.", conditioning, 8, SEED)
@@ -115,7 +118,7 @@ def _measure(model_name: str, tokens: int, repeats: int, *,
         for step in order:
             rows[step].append(steps[step]())
     steps.clear()  # drops the plain coqui model
-    chunk_tokens = int(SYNTHESIS_DEFAULTS["stream_chunk_size"])
+    chunk_tokens = params.stream_chunk_size
     forget_loaded_models()
     return {"label": label, "tokens": tokens, "chunk_tokens": chunk_tokens, "rows": rows}
 
@@ -164,7 +167,7 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     tokens = round(seconds * TOKENS_PER_SECOND)
     repeats = options.repeats_or(2, 1)
     models = [("tiny", "tiny")]
-    if not options.quick:
+    if options.full_size and not options.quick:
         models.append(("full", options.model or "full"))
     os.environ.setdefault("HONORA_DEVICE", "cpu")
     resolved = {tag: resolve_checkpoint(name) for tag, name in models}  # before empty caches
@@ -178,8 +181,9 @@ def run(options: BenchOptions, result: BenchResult) -> None:
     result.data.update(text=TEXT, utterance_s=seconds, tokens=tokens, measured=measured)
     for tag, data in measured.items():
         _report(result, tag, data)
+    if len(models) == 1:
+        result.skipped("full", "full-size model", "skipped: `--full-size` adds it")
     if options.quick:
-        result.skipped("full", "full-size model", "skipped (quick)")
         result.notes.append(f"quick: a {seconds:g} s utterance instead of {UTTERANCE_S:g} s")
     result.notes.append(
         f"{tokens} tokens per utterance, {measured['tiny']['chunk_tokens']} per chunk; CPU; "

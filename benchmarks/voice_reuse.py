@@ -1,5 +1,6 @@
-"""P2 voice reuse: the worker (its RunPod adapter and synthesis service), in process, on the full-size XTTS architecture (random
-weights, generation bounded to a fixed token count) on CPU.
+"""P2 voice reuse: the worker (its RunPod adapter and synthesis service), in process, on the tiny
+model (``--full-size``: the full-size XTTS architecture with random weights), generation bounded
+to a fixed token count, on CPU.
 
 - *first*: a request with a voice this worker has never seen: download from a local voice store
   (real HTTP), check, speaker latents, generation, encoding;
@@ -12,7 +13,7 @@ its own generation time as the handler timed it: the same ``XttsModel.synthesize
 load drift between the two; the target is judged on this one), and *paired* (repeat and a
 separate pure run alternate, each pair sharing the machine's load at that moment; it checks that
 generation inside the handler costs what it costs outside). Done for 6 s references and for
-30 s references. ``--quick`` runs the tiny model instead (the full-size part is marked skipped).
+30 s references.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def _handle(worker: Any, model: Any, url: str, sha: str, params: dict[str, Any])
 
 
 def _pure(model: Any, path: Path, sha: str, params: dict[str, Any]) -> dict:
+    from honora_tts.protocol import SynthesisParams
+
     latents = model.latents(path, sha).latents
     watch = Stopwatch()
-    synthesis = model.synthesize(TEXT, "en", latents, params)
+    synthesis = model.synthesize(TEXT, "en", latents,
+                                 SynthesisParams(**params).to_sampling_params())
     return {"wall_ms": watch.ms(), "audio_s": synthesis.samples.size / model.sample_rate}
 
 
@@ -83,7 +87,8 @@ def _measure_voice(worker: Any, model: Any, store: Any, path: Path, pairs: int,
 
 def run(options: BenchOptions, result: BenchResult) -> None:
     quiet_library_logs()
-    model_name = "tiny" if options.quick else (options.model or "full")
+    model_name = options.model or ("full" if options.full_size and not options.quick
+                                   else "tiny")
     tokens = 8 if options.quick else 16
     voice_counts = {6.0: 1, 30.0: 1} if options.quick else {6.0: 2, 30.0: 2}
     pairs = options.repeats_or(2, 1)
@@ -102,7 +107,8 @@ def run(options: BenchOptions, result: BenchResult) -> None:
         voices = VoiceCache(root=scratch / "voices", allow_private=True)
         worker = build_adapter(loader=lambda: model, voices=voices)  # warms up
         warm = model.latents(*model.default_voice()).latents
-        model.synthesize(TEXT, "en", warm, params)  # first inference pays one-off allocations
+        _pure(model, *model.default_voice(), params)  # first inference pays one-off allocations
+        del warm
         with LocalVoiceStore(scratch / "store") as store:
             for seconds, count in voice_counts.items():
                 measured[seconds] = [
@@ -115,8 +121,9 @@ def run(options: BenchOptions, result: BenchResult) -> None:
 
     result.data.update(model=label, model_load_ms=load_ms, max_new_tokens=tokens,
                        text=TEXT, voices=measured)
-    if options.quick:
-        result.skipped("full_size", "full-size model", "skipped (quick): ran the tiny model")
+    if model_name == "tiny":
+        result.skipped("full_size", "full-size model",
+                       "skipped: ran the tiny model (`--full-size` runs the full-size one)")
     result.notes.append(f"model {label}, {tokens} tokens per request, CPU, seed {SEED}")
     for seconds, rows in measured.items():
         tag = f"{seconds:g}s"

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 from pydantic import SecretStr
 
+from honora_tts.audio import OUTPUT_FORMATS
 from honora_tts.protocol import AudioPayload, ErrorCode, OutputSpec, WorkerError
 from honora_tts.settings import WorkerSettings
 
@@ -19,7 +20,6 @@ from honora_tts.settings import WorkerSettings
 #: bucket is configured.
 DEFAULT_URL_DELIVERY_BYTES: int = WorkerSettings.model_fields["url_delivery_bytes"].default
 
-CONTENT_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg"}
 BUCKET_ENV = tuple(WorkerSettings.env_names()[name] for name in (
     "bucket_endpoint_url", "bucket_access_key_id", "bucket_secret_access_key", "bucket_name"))
 
@@ -102,7 +102,7 @@ class AudioDelivery:
         # caller can place it elsewhere, and a repeat can only rewrite the same bytes.
         key = f"outputs/{sha}.{output.format}"
         try:
-            url = bucket.put_bytes(key, data, CONTENT_TYPES[output.format])
+            url = bucket.put_bytes(key, data, OUTPUT_FORMATS[output.format].media_type)
         except Exception as exc:
             raise WorkerError(
                 ErrorCode.OUTPUT_UPLOAD_FAILED, f"could not upload the audio: {type(exc).__name__}"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from honora_tts.audio import OUTPUT_FORMATS
 from honora_tts.client._exceptions import (
     AuthenticationError,
     ConfigurationError,
@@ -137,7 +138,7 @@ def say_main(argv: list[str], client: EndpointClient | None = None) -> int:
                         help="voice file: a path, or a name in $HONORA_VOICES_DIR "
                         "(default: the worker's default voice)")
     parser.add_argument("--language", default="en", help="language code (default en)")
-    parser.add_argument("--format", choices=("wav", "flac", "ogg", "mp3"), default=None,
+    parser.add_argument("--format", choices=tuple(OUTPUT_FORMATS), default=None,
                         help="audio format (default: from OUT's suffix, else wav)")
     parser.add_argument("-o", "--out", required=True,
                         help="output file (a directory with --sections-file)")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from honora_tts.audio import OUTPUT_FORMATS
 from honora_tts.settings import ClientSettings
 
 VOICES_DIR_ENV = ClientSettings.env_names()["voices_dir"]
-SUFFIX_FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".mp3": "mp3"}
+#: Output file suffix -> audio format (:data:`honora_tts.audio.OUTPUT_FORMATS`).
+SUFFIX_FORMATS = {row.suffix: name for name, row in OUTPUT_FORMATS.items()}
 
 
 def voices_dir(settings: ClientSettings) -> Path:

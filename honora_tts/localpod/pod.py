@@ -59,7 +59,7 @@ class LocalPod:
     checkout's ``worker/handler.py``, else the package's own entry); ``stale_workers`` run the
     old batch-only image (``stale_handler_path``, default ``tests/fixtures/stale_handler.py``).
     ``model`` becomes ``HONORA_XTTS_MODEL`` or ``HONORA_XTTS_CHECKPOINT``; ``streaming`` sets
-    ``HONORA_STREAMING=1``; ``max_concurrency_per_worker`` sets ``HONORA_WORKER_CONCURRENCY``;
+    ``HONORA_STREAMING=1``; ``max_concurrency_per_worker`` sets ``HONORA_CONCURRENCY``;
     ``worker_env`` adds or overrides any worker variable. ``state_dir`` keeps the worker logs
     (default: a temporary directory removed by :meth:`stop`). ``execution_timeout_s`` is the
     endpoint's default ``executionTimeout``; ``enforce_policy_minimums=False`` lifts RunPod's
@@ -184,7 +184,7 @@ class LocalPod:
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(self._threads_per_worker()),
             "HONORA_ALLOW_PRIVATE_URLS": "1",
             "HONORA_STREAMING": "1" if self.streaming else "0",
-            "HONORA_WORKER_CONCURRENCY": str(self._max_concurrency),
+            "HONORA_CONCURRENCY": str(self._max_concurrency),
             **model_environment(self.model),
             **self._worker_env,
         }

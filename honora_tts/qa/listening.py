@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from honora_tts.audio import OUTPUT_FORMATS
+
 if TYPE_CHECKING:
     from honora_tts.client import EndpointClient
 
 TestType = Literal["mos", "ab"]
 TEST_TYPES: tuple[str, ...] = ("mos", "ab")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+AUDIO_SUFFIXES = tuple(row.suffix for row in OUTPUT_FORMATS.values())
 MANIFEST_NAME = "manifest.csv"
 
 #: MOS: the ACR scale of ITU-T P.800.

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import ipywidgets as widgets
 
+from honora_tts.audio import OUTPUT_FORMATS
 from honora_tts.qa.listening import AB_SCORES, MOS_LABELS, ListeningSession, Trial
 
 #: ``ipywidgets.Audio`` formats by file suffix (the MIME subtype the browser is given).
-AUDIO_FORMATS = {".wav": "wav", ".flac": "flac", ".ogg": "ogg", ".mp3": "mpeg"}
+AUDIO_FORMATS = {row.suffix: row.media_type.split("/")[1] for row in OUTPUT_FORMATS.values()}
 AB_BUTTONS = (("A", "A is better"), ("none", "No preference"), ("B", "B is better"))
 NOISE_WARNING = (
     "These clips were made by the <b>tiny model with random weights</b>: the audio is noise, "

@@ -21,7 +21,7 @@ EXPECTED = {
     "p2": ["first_ms_6s", "repeat_ms_6s", "pure_ms_6s", "repeat_over_pure_6s",
            "repeat_downloads_6s", "first_ms_30s", "repeat_over_pure_30s"],
     "p3": ["throughput_1w_2", "throughput_2w_2", "ratio_2w_1w_2", "idle_gap_1w_4",
-           "ratio_1w-async_1w_4"],
+           "ratio_1w-c2_1w_4"],
     "p4": ["tiny_whole_ms", "tiny_ttfa_ms", "tiny_ttfa_over_whole", "tiny_coqui_ttfa_ms"],
     "p5": ["url_request_bytes_30s", "base64_request_bytes_30s", "size_ratio_30s"],
     "p6": ["fp32_ttfa_ms", "fp32_rtf", "coqui_ttfa_ms", "coqui_rtf", "vs_coqui_rtf"],

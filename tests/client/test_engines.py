@@ -247,10 +247,10 @@ class FakeModel:
         self.seen.add(sha)
         return _Latents(latents=("lat", sha), cache=cache, elapsed_ms=1.0)
 
-    def synthesize(self, text, language, latents, params):
+    def synthesize(self, text, language, latents, sampling, *, cancel=None):
         if self.fail:
             raise self.fail
-        assert params["temperature"] == 0.75
+        assert sampling.temperature == 0.75
         t = np.arange(12_000) / 24_000
         return _Synthesis((0.2 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 1, 5.0)
 
@@ -268,7 +268,7 @@ def test_local_engine_generates_with_the_same_interface(voices_dir, tmp_path):
     result = engine.synthesize("Again.", voices_dir / "AI_Voice_Honora_Billy.wav",
                                params={"gpt_cond_len": 3})
     assert result.cache.latents == "hit" and result.cache.voice == "hit"
-    assert model.latent_calls[-1][2] == {"gpt_cond_len": 3}
+    assert model.latent_calls[-1][2] == {"gpt_cond_len": 3, "max_ref_length": 30}
     assert engine.health_check()["status"] == "healthy"
 
 

@@ -12,7 +12,7 @@ driven without a model. Job input ``{"action": ...}``:
 
 ``HONORA_STREAMING=1`` registers an async generator instead: it yields ``chunks`` items
 ``{"seq": i}`` with ``interval_s`` between them. ``SCRIPTED_LOAD_S`` delays start-up like a model
-load; ``HONORA_WORKER_CONCURRENCY`` sets jobs per worker.
+load; ``HONORA_CONCURRENCY`` sets jobs per worker.
 """
 
 import asyncio
@@ -59,5 +59,5 @@ if __name__ == "__main__":
     runpod.serverless.start({
         "handler": handle_stream if streaming else handle,
         "return_aggregate_stream": streaming,
-        "concurrency_modifier": lambda _: int(os.environ.get("HONORA_WORKER_CONCURRENCY", "1")),
+        "concurrency_modifier": lambda _: int(os.environ.get("HONORA_CONCURRENCY", "1")),
     })

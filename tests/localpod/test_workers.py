@@ -170,10 +170,11 @@ def test_control_routes_drive_a_pod_from_another_process(localpod_factory) -> No
     assert states == [("current", "ready"), ("stale", "dead")]
 
 
-def test_prefetching_worker_takes_its_next_job_while_one_runs(localpod_factory) -> None:
-    """``HONORA_PREFETCH=1``: the unmodified worker/handler.py takes a queued job while it runs
-    one (localpod sees two jobs held by one worker at once) and still answers every job."""
-    pod = localpod_factory(workers=1, worker_env={"HONORA_PREFETCH": "1"})
+def test_a_worker_holding_two_jobs_takes_its_next_job_while_one_runs(localpod_factory) -> None:
+    """``HONORA_CONCURRENCY=2`` (what ``HONORA_PREFETCH=1`` was): the unmodified
+    worker/handler.py takes a queued job while it runs one (localpod sees two jobs held by one
+    worker at once) and still answers every job."""
+    pod = localpod_factory(workers=1, max_concurrency_per_worker=2)
     with PodAPI(pod) as client:
         ids = [client.submit({"text": f"Job {i}.", "params": {"max_new_tokens": 16}})
                for i in range(4)]

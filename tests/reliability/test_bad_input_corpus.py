@@ -7,7 +7,7 @@ and without anything reading stdin; after every case the same worker process ser
 request (a health job), and at the end of each category it synthesizes audio.
 
 The cases of one category are queued together, each followed by a health job, and the worker
-takes up to 16 jobs at a time (``HONORA_WORKER_CONCURRENCY=16``; the runpod SDK otherwise waits a
+takes up to 16 jobs at a time (``HONORA_CONCURRENCY=16``; the runpod SDK otherwise waits a
 second after every job, and the corpus would take minutes). Cases that go to ``/runsync`` or that
 localpod refuses are sent one by one.
 

@@ -1,6 +1,6 @@
 """Issue 11's red-team findings, each replayed against a real worker through localpod.
 
-One pod, one worker taking up to four jobs at a time (``HONORA_WORKER_CONCURRENCY=4``: a batch
+One pod, one worker taking up to four jobs at a time (``HONORA_CONCURRENCY=4``: a batch
 job-take, as on RunPod with concurrency above one). Finding 1 measures the worker's peak RSS
 over each hostile voice against its idle RSS (the kernel's high-water mark, reset before each
 request through ``/proc/PID/clear_refs``) and records the figures in the reliability report.

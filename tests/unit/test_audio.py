@@ -190,3 +190,23 @@ def test_duration_and_probe_file(tmp_path):
         audio.probe_file(text)
     with pytest.raises(ValueError):
         audio.probe_file(tmp_path / "missing.wav")
+
+
+def test_one_format_table_serves_every_reader():
+    """A format is one row of ``OUTPUT_FORMATS``: the protocol's choices, the encoder, the
+    client's suffixes, the delivery's content type and the listening test's players read it."""
+    from typing import get_args
+
+    from honora_tts.client.local_files import SUFFIX_FORMATS, output_format
+    from honora_tts.protocol import OutputSpec
+
+    assert get_args(audio.AudioFormat) == tuple(audio.OUTPUT_FORMATS)
+    for name, row in audio.OUTPUT_FORMATS.items():
+        assert row.name == name and row.media_type.startswith("audio/")
+        assert SUFFIX_FORMATS[row.suffix] == name and output_format(f"x{row.suffix}") == name
+        assert audio.format_for_suffix(row.suffix.upper()) is row
+        assert OutputSpec(format=name).format == name
+        assert audio.decode(audio.encode(sine(440, 0.1), RATE, name))[1] == RATE
+    assert audio.format_for_suffix(".aiff") is None
+    with pytest.raises(ValueError, match="mp3 cannot carry 44000 Hz"):
+        OutputSpec(format="mp3", sample_rate=44_000)

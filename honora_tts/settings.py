@@ -278,6 +278,12 @@ class ClientSettings(_EnvSettings):
         DEFAULT_API_BASE, validation_alias="RUNPOD_API_BASE",
         description="RunPod's job API (localpod prints its own)",
     )
+    management_api_key: SecretStr | None = Field(
+        None, validation_alias="RUNPOD_MANAGEMENT_API_KEY",
+        description="the management API's key, for rollout, rollback and the census's worker "
+        "list (unset: `RUNPOD_API_KEY`, which serves both on RunPod when its scope allows; "
+        "localpod gives each API a key of its own and prints both)",
+    )
     management_api_base: str | None = Field(
         None, validation_alias="RUNPOD_MANAGEMENT_API_BASE",
         description="RunPod's management API, REST v2 (unset: `https://api.runpod.io/v2`, or "

@@ -32,6 +32,7 @@ from honora_tts.client._exceptions import (
 )
 from honora_tts.client.census_report import Census, CensusGroup, CensusProbe
 from honora_tts.client.endpoint import EndpointClient
+from honora_tts.client.resources.synthesis import SynthesisStream
 from honora_tts.client.results import (
     AudioChunk,
     BatchResult,
@@ -43,7 +44,6 @@ from honora_tts.client.results import (
     SynthesisResult,
     Timings,
 )
-from honora_tts.client.streaming import SynthesisStream
 
 __all__ = [
     "APIError",

@@ -1,4 +1,15 @@
-"""HTTP transport of the endpoint client: auth, timeouts, request ids, error mapping, retries.
+"""HTTP transport of the endpoint client: auth, deadlines, bounded bodies, error mapping, retries.
+
+One :class:`BaseClient` serves any base URL (RunPod's job API, its management API, a worker
+answering HTTP itself) with the same guarantees:
+
+- **One wall-clock deadline** per call (:class:`Deadline`): every attempt, connect, TLS, headers
+  and body together, ends by the caller's deadline (a job's, or :data:`CALL_DEADLINE_S` for a
+  call without one), and no single attempt outlasts its connect + write + read timeouts
+  together, however slowly a server drips its answer (:mod:`honora_tts.deadline_backend`).
+- **Bounded bodies**: at most ``max_response_bytes`` read from any answer or download, after
+  decompression (:func:`read_body`), and JSON nested at most :data:`C.MAX_ANSWER_DEPTH` deep
+  (:mod:`honora_tts.bounded_json`): anything else is :class:`InvalidResponse`.
 
 Retries follow one rule: re-send only what cannot duplicate work.
 
@@ -14,10 +25,12 @@ Retries follow one rule: re-send only what cannot duplicate work.
 from __future__ import annotations
 
 import email.utils
+import io
 import json
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,9 +47,8 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from honora_tts import bounded_json
 from honora_tts.client import _constants as C
-from honora_tts.client._bounded_body import read_body
-from honora_tts.client._deadline import Deadline
 from honora_tts.client._exceptions import (
     APIError,
     AuthenticationError,
@@ -45,14 +57,81 @@ from honora_tts.client._exceptions import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    ResponseTooLarge,
     SubmissionUncertain,
 )
+from honora_tts.deadline_backend import DeadlineTransport, deadline_scope
 from honora_tts.redaction import install_redaction, mask, redact, register_secret
 from honora_tts.version import package_version
 
 log = install_redaction(logging.getLogger("honora_tts.client"))
 
 _BODY_SNIPPET_CHARS = 300
+
+
+class Deadline:
+    """A point in monotonic time that a call (or a whole job) must end by. ``Deadline(None)``
+    never expires."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+        self.at = None if seconds is None else self.started + max(0.0, seconds)
+
+    def remaining(self) -> float | None:
+        """Seconds left (never negative), or None without a deadline."""
+        if self.at is None:
+            return None
+        return max(0.0, self.at - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        left = self.remaining()
+        return left is not None and left <= 0.0
+
+    def elapsed_ms(self) -> float:
+        return (time.monotonic() - self.started) * 1000.0
+
+    def allows(self, seconds: float) -> bool:
+        """Whether waiting ``seconds`` still ends before the deadline."""
+        left = self.remaining()
+        return left is None or seconds < left
+
+    def clip(self, timeout: httpx.Timeout) -> httpx.Timeout:
+        """``timeout`` with each phase shortened to the time left (at least
+        :data:`_LAST_CALL_S`, so that an almost-expired deadline still lets a quick call such
+        as a cancel through)."""
+        left = self.remaining()
+        if left is None:
+            return timeout
+        left = max(left, _LAST_CALL_S)
+
+        def cap(value: float | None) -> float:
+            return left if value is None else min(value, left)
+
+        return httpx.Timeout(
+            connect=cap(timeout.connect),
+            read=cap(timeout.read),
+            write=cap(timeout.write),
+            pool=cap(timeout.pool),
+        )
+
+    def attempt_ends(self, timeout: httpx.Timeout) -> float:
+        """When one attempt under ``timeout`` must be over (monotonic seconds): its connect,
+        write and read timeouts together, and never past this deadline (give or take
+        :data:`_LAST_CALL_S`)."""
+        now = time.monotonic()
+        phases = [v for v in (timeout.connect, timeout.write, timeout.read) if v is not None]
+        ends = now + (sum(phases) if phases else C.CALL_DEADLINE_S)
+        return ends if self.at is None else min(ends, max(self.at, now + _LAST_CALL_S))
+
+    def ms_left(self) -> int | None:
+        left = self.remaining()
+        return None if left is None else int(left * 1000)
+
+
+#: The least time a call is given, even past its deadline (a cancel after a timeout).
+_LAST_CALL_S = 0.05
 
 
 def new_request_id() -> str:
@@ -127,14 +206,20 @@ class _StopAtDeadline(stop_base):
 
 
 class BaseClient:
-    """Sends JSON requests to one RunPod endpoint (``{api_base}/{endpoint_id}/...``)."""
+    """Sends JSON requests under ``base_url`` with a bearer key, and downloads URLs without it.
+
+    ``endpoint_id`` only names the endpoint in error messages. ``transport`` replaces the
+    network (tests: an ``httpx.MockTransport``); by default it is a
+    :class:`~honora_tts.deadline_backend.DeadlineTransport`, which holds each attempt to its
+    wall-clock deadline.
+    """
 
     def __init__(
         self,
         *,
-        api_base: str,
-        endpoint_id: str,
+        base_url: str,
         api_key: str,
+        endpoint_id: str = "",
         timeout: httpx.Timeout = C.DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -144,16 +229,19 @@ class BaseClient:
         """``max_response_bytes`` caps every body this transport reads, after decompression
         (API answers and downloads)."""
         register_secret(api_key)
-        self.api_base = api_base.rstrip("/")
+        self.base_url = base_url.rstrip("/")
         self.endpoint_id = endpoint_id
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
         self.max_response_bytes = max_response_bytes
         self._api_key = api_key
+        self._owned_transport = transport is None
+        network = transport if transport is not None else DeadlineTransport()
+        self._network = network
         agent = f"honora-tts/{package_version()}"
         self._http = httpx.Client(
-            base_url=f"{self.api_base}/{endpoint_id}/",
+            base_url=f"{self.base_url}/",
             headers={
                 "Authorization": f"Bearer {api_key}",
                 "Accept": "application/json",
@@ -161,13 +249,13 @@ class BaseClient:
                 "User-Agent": agent,
             },
             timeout=timeout,
-            transport=transport,
+            transport=network,
             follow_redirects=False,
         )
         # Audio URLs (signed bucket URLs) get no credentials and may redirect.
         self._downloads = httpx.Client(
             headers={"Accept-Encoding": C.ACCEPT_ENCODING, "User-Agent": agent},
-            timeout=timeout, transport=transport, follow_redirects=True,
+            timeout=timeout, transport=network, follow_redirects=True,
         )
 
     @property
@@ -176,13 +264,14 @@ class BaseClient:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(api_base={self.api_base!r}, "
-            f"endpoint_id={self.endpoint_id!r}, api_key={mask(self._api_key)})"
+            f"{type(self).__name__}(base_url={self.base_url!r}, api_key={mask(self._api_key)})"
         )
 
     def close(self) -> None:
         self._http.close()
         self._downloads.close()
+        if self._owned_transport:
+            self._network.close()
 
     # ------------------------------------------------------------------ request
 
@@ -214,7 +303,7 @@ class BaseClient:
                     len(content), payload_limit, f"{method} /{path}",
                     request_id=request_id, job_id=job_id,
                 )
-        deadline = deadline or Deadline(None)
+        deadline = deadline or Deadline(C.CALL_DEADLINE_S)
         ids: dict[str, Any] = {"request_id": request_id, "job_id": job_id}
         retrying = self._retrying(f"{method} /{path}", deadline, ids, submits_job=submits_job)
         try:
@@ -223,6 +312,8 @@ class BaseClient:
                 timeout or self.timeout,
             )
         except _ConnectionFailed as exc:
+            if deadline.expired:
+                exc.cause = f"no answer within the {deadline.seconds:g} s deadline ({exc.cause})"
             if exc.sent and submits_job:
                 raise SubmissionUncertain(
                     f"{method} /{path} was sent but no answer came back ({exc.cause}). The job "
@@ -244,14 +335,17 @@ class BaseClient:
         request_id: str | None = None,
         job_id: str | None = None,
     ) -> bytes:
-        """``GET url`` (no credentials; redirects followed) under the same retry policy as a
-        read, the body streamed and capped at ``max_response_bytes`` after decompression."""
-        deadline = deadline or Deadline(None)
+        """``GET url`` (no credentials; redirects followed, all within the deadline) under the
+        same retry policy as a read, the body streamed and capped at ``max_response_bytes``
+        after decompression."""
+        deadline = deadline or Deadline(C.CALL_DEADLINE_S)
         ids: dict[str, Any] = {"request_id": request_id, "job_id": job_id}
         retrying = self._retrying("GET audio URL", deadline, ids, submits_job=False)
         try:
             return retrying(self._download_once, url, deadline, ids)
         except _ConnectionFailed as exc:
+            if deadline.expired:
+                exc.cause = f"no answer within the {deadline.seconds:g} s deadline ({exc.cause})"
             raise EndpointUnavailable(f"could not download the audio: {exc.cause}", **ids) from exc
 
     def _retrying(
@@ -291,8 +385,10 @@ class BaseClient:
     def _download_once(
         self, url: str, deadline: Deadline, ids: dict[str, Any]
     ) -> bytes:
+        timeout = deadline.clip(self.timeout)
         try:
-            with self._downloads.stream("GET", url, timeout=deadline.clip(self.timeout)) as rsp:
+            with deadline_scope(deadline.attempt_ends(timeout)), \
+                    self._downloads.stream("GET", url, timeout=timeout) as rsp:
                 status = rsp.status_code
                 if status >= 300:
                     message = (
@@ -327,23 +423,24 @@ class BaseClient:
             headers[C.REQUEST_ID_HEADER] = request_id
         if content is not None:
             headers["Content-Type"] = "application/json"
+        timeout = deadline.clip(timeout)
         request = self._http.build_request(
-            method, path, content=content, params=params, headers=headers,
-            timeout=deadline.clip(timeout),
+            method, path, content=content, params=params, headers=headers, timeout=timeout,
         )
-        try:
-            response = self._http.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _ConnectionFailed(self._describe(exc), sent=False, **ids) from exc
-        except httpx.TransportError as exc:
-            raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
-        try:
-            body = read_body(response, self.max_response_bytes, f"the answer to {method} /{path}",
-                             ids)
-        except httpx.TransportError as exc:
-            raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
-        finally:
-            response.close()
+        with deadline_scope(deadline.attempt_ends(timeout)):
+            try:
+                response = self._http.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                raise _ConnectionFailed(self._describe(exc), sent=False, **ids) from exc
+            except httpx.TransportError as exc:
+                raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
+            try:
+                body = read_body(response, self.max_response_bytes,
+                                 f"the answer to {method} /{path}", ids)
+            except httpx.TransportError as exc:
+                raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
+            finally:
+                response.close()
         return self._parse(method, path, response, body, ids)
 
     @staticmethod
@@ -365,10 +462,10 @@ class BaseClient:
             if not body:
                 return {}
             try:
-                return json.loads(body)
-            except ValueError as exc:
+                return bounded_json.loads(body, max_depth=C.MAX_ANSWER_DEPTH)
+            except bounded_json.JsonRefused as exc:
                 raise InvalidResponse(
-                    f"{route} answered {status} with a body that is not JSON: "
+                    f"{route} answered {status} with a body this client does not read ({exc}): "
                     f"{_snippet(response, body)!r}",
                     **ids,
                 ) from exc
@@ -423,3 +520,97 @@ def _snippet(response: httpx.Response, body: bytes) -> str:
     if len(text) > _BODY_SNIPPET_CHARS:
         text = text[:_BODY_SNIPPET_CHARS] + "..."
     return redact(text) or "empty body"
+
+
+# ------------------------------------------------------------------ bounded bodies
+#
+# httpx inflates ``gzip``/``deflate`` bodies whole: a 300 KB answer can become 300 MB before
+# the client sees a byte. Here the raw (still compressed) body is read chunk by chunk and
+# inflated with zlib's ``max_length``, so no more than the cap (plus one network chunk) is
+# ever held, however much the body would inflate.
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+#: ``deflate`` is meant to be zlib-wrapped; some servers send raw deflate (httpx accepts both).
+_ZLIB_WBITS = zlib.MAX_WBITS
+_RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
+#: Inflate at most this much at a time (one network chunk may inflate a thousandfold).
+_INFLATE_STEP = 1 << 20
+
+
+class _Inflater:
+    """Incremental, bounded decompression of one content encoding."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self._raw_fallback = encoding == "deflate"
+        wbits = _GZIP_WBITS if encoding in ("gzip", "x-gzip") else _ZLIB_WBITS
+        self._inflate: Any = zlib.decompressobj(wbits)
+        self._started = False
+
+    def feed(self, data: bytes, room: int) -> bytes:
+        """Up to ``room`` bytes inflated from ``data`` (plus earlier unconsumed input)."""
+        try:
+            out = self._inflate.decompress(data, max(room, 1))
+        except zlib.error:
+            if not (self._raw_fallback and not self._started):
+                raise
+            self._inflate = zlib.decompressobj(_RAW_DEFLATE_WBITS)
+            out = self._inflate.decompress(data, max(room, 1))
+        self._started = True
+        return bytes(out)
+
+    @property
+    def pending(self) -> bytes:
+        return bytes(self._inflate.unconsumed_tail)
+
+
+def read_body(
+    response: httpx.Response, limit: int, what: str, ids: dict[str, Any]
+) -> bytes:
+    """The body of a streamed ``response``, decompressed, refusing more than ``limit`` bytes.
+
+    Raises :class:`ResponseTooLarge` at the cap and :class:`InvalidResponse` for an encoding
+    the client did not ask for or a body that does not inflate. Transport errors (timeouts,
+    dropped connections) propagate as httpx raises them.
+    """
+    if response.is_stream_consumed:  # built in memory (httpx.MockTransport): already decoded
+        if len(response.content) > limit:
+            raise ResponseTooLarge(what, limit, **ids)
+        return response.content
+    encodings = [
+        part.strip().lower()
+        for part in response.headers.get("content-encoding", "").split(",")
+        if part.strip() and part.strip().lower() != "identity"
+    ]
+    if len(encodings) > 1 or (encodings and encodings[0] not in ("gzip", "x-gzip", "deflate")):
+        raise InvalidResponse(
+            f"{what} came with content-encoding {response.headers['content-encoding']!r}, "
+            "which this client neither asked for nor reads (it asks for gzip or deflate)",
+            **ids,
+        )
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(f"{what} ({int(declared):,} bytes declared)", limit, **ids)
+    inflater = _Inflater(encodings[0]) if encodings else None
+    # BytesIO.getvalue() hands over its buffer without a copy: the peak stays near the body.
+    body = io.BytesIO()
+    for chunk in response.iter_raw():
+        if inflater is None:
+            body.write(chunk)
+        else:
+            data = chunk
+            while data:
+                try:
+                    room = limit - body.tell() + 1
+                    body.write(inflater.feed(data, min(room, _INFLATE_STEP)))
+                except zlib.error as exc:
+                    raise InvalidResponse(
+                        f"{what} is not valid {inflater.encoding} data: {exc}", **ids
+                    ) from exc
+                if body.tell() > limit:
+                    break
+                data = inflater.pending
+        if body.tell() > limit:
+            response.close()
+            raise ResponseTooLarge(what, limit, **ids)
+    return body.getvalue()

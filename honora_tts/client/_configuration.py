@@ -35,6 +35,8 @@ class EndpointSettings:
     endpoint_id: str
     api_key: str
     source: str
+    #: The management API's key where it differs from ``api_key`` (None: the same key).
+    management_api_key: str | None = None
 
 
 def client_settings(env: Mapping[str, str] | None = None) -> ClientSettings:
@@ -84,7 +86,12 @@ def settings_from_env(
             f"got {base!r}"
         )
     source = "environment" if endpoint is None else "arguments"
-    return EndpointSettings(base, chosen, key, source=source)
+    management_key = (
+        settings.management_api_key.get_secret_value().strip()
+        if settings.management_api_key else ""
+    )
+    return EndpointSettings(base, chosen, key, source=source,
+                            management_api_key=management_key or None)
 
 
 def _localpod_settings(settings: ClientSettings) -> EndpointSettings:
@@ -103,7 +110,8 @@ def _localpod_settings(settings: ClientSettings) -> EndpointSettings:
             "model whose audio is noise.", running.base_url,
         )
         return EndpointSettings(
-            running.base_url, running.endpoint_id, running.api_key, source="localpod"
+            running.base_url, running.endpoint_id, running.api_key, source="localpod",
+            management_api_key=running.management_api_key,
         )
     workers = settings.localpod_workers
     log.warning(
@@ -119,4 +127,5 @@ def _localpod_settings(settings: ClientSettings) -> EndpointSettings:
             f"(`honora-tts localpod`) to see its worker logs, or set {C.ENV_ENDPOINT_ID} "
             f"and {C.ENV_API_KEY} to use RunPod."
         ) from exc
-    return EndpointSettings(pod.base_url, pod.endpoint_id, pod.api_key, source="embedded")
+    return EndpointSettings(pod.base_url, pod.endpoint_id, pod.api_key, source="embedded",
+                            management_api_key=pod.management_api_key)

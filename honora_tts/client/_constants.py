@@ -29,9 +29,18 @@ RUNSYNC_PAYLOAD_LIMIT_BYTES = 20_000_000
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 #: Content encodings the client asks for and inflates itself, under the cap above.
 ACCEPT_ENCODING = "gzip, deflate"
+#: The deepest nesting of arrays and objects an answer may have, the answer itself counting as
+#: one. honora's answers nest about 8 deep (status, output, sections, timings); RunPod's a few
+#: more. A deeper one is refused as InvalidResponse before anything walks it.
+MAX_ANSWER_DEPTH = 64
 
-#: Per-call timeouts: connecting must be quick; reading a result may take a while.
+#: Per-operation timeouts: connecting must be quick; reading a result may take a while. One
+#: attempt never lasts longer than its connect + write + read timeouts together, whatever the
+#: server does (a byte every second included).
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=10.0)
+#: A call given no deadline of its own (``GET /health``, a management API read) ends, retries
+#: included, within this many seconds.
+CALL_DEADLINE_S = 120.0
 #: The longest a single synthesis job may take, queue included, before it is cancelled.
 DEFAULT_DEADLINE_S = 300.0
 #: Health probes answer fast or not at all.

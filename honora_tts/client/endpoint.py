@@ -1,8 +1,9 @@
 """The RunPod endpoint client: RunPod's operations plus honora's synthesis calls.
 
-:class:`EndpointClient` is a facade: the transport with its retries (:mod:`._base_client`), the
-job runner (:mod:`.job_runner`: submit, wait, stream, cancel on giving up), the audio fetcher
-(:mod:`.audio_delivery`) and the resources composed of them (:mod:`.resources`).
+:class:`EndpointClient` is a facade: the transport with its deadlines, bounded bodies and
+retries (:mod:`._base_client`), the job runner (:mod:`.job_runner`: submit, wait, stream, cancel
+on giving up), the finished-job decision (:mod:`._response_reader`) and the resources composed
+of them (:mod:`.resources`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from honora_tts.client._base_client import BaseClient, RetryPolicy
 from honora_tts.client._configuration import settings_from_env
 from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client._voice_upload import VoiceUploader
-from honora_tts.client.audio_fetch import AudioFetcher
 from honora_tts.client.census_report import Census
 from honora_tts.client.job_runner import JobRunner
 from honora_tts.client.resources.batch import BatchDefaults, BatchSynthesis
 from honora_tts.client.resources.census import CensusTaker
 from honora_tts.client.resources.health import Health
-from honora_tts.client.resources.synthesis import Synthesis
+from honora_tts.client.resources.synthesis import Synthesis, SynthesisStream
 from honora_tts.client.results import (
     BatchResult,
     EndpointHealth,
@@ -33,7 +33,6 @@ from honora_tts.client.results import (
     SectionRequest,
     SynthesisResult,
 )
-from honora_tts.client.streaming import SynthesisStream
 from honora_tts.protocol import HANDLER_VERSION, SynthesisParams
 from honora_tts.settings import ClientSettings
 
@@ -55,22 +54,25 @@ class EndpointClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         max_response_bytes: int = C.MAX_RESPONSE_BYTES,
+        management_api_key: str | None = None,
     ) -> None:
         """``voice_store``: an object with ``upload(path) -> StoredVoice`` (default: the one
         ``honora_tts.voices.voice_store_from_env()`` returns, made on first use).
         ``max_response_bytes``: the most bytes read from any one answer or audio download,
-        after decompression. ``transport`` and ``sleep`` replace httpx's transport and
-        ``time.sleep`` (tests)."""
+        after decompression. ``management_api_key``: the key of the endpoint's management API
+        (None: ``api_key``, as one RunPod key may serve both; localpod gives each API its
+        own). ``transport`` and ``sleep`` replace the network and ``time.sleep`` (tests)."""
+        self._api_base = api_base.rstrip("/")
         self._base = BaseClient(
-            api_base=api_base, endpoint_id=endpoint_id, api_key=api_key, timeout=timeout,
-            retry=retry, transport=transport, sleep=sleep, max_response_bytes=max_response_bytes,
+            base_url=f"{self._api_base}/{endpoint_id}", endpoint_id=endpoint_id,
+            api_key=api_key, timeout=timeout, retry=retry, transport=transport, sleep=sleep,
+            max_response_bytes=max_response_bytes,
         )
+        self._management_api_key = (management_api_key or "").strip() or None
         self.jobs = JobRunner(self._base, deadline_s=deadline_s)
         self._responses = ResponseReader(min_handler_version)
         self._voices = VoiceUploader((lambda: voice_store) if voice_store is not None else None)
-        self._synthesis = Synthesis(
-            self.jobs, AudioFetcher(self._base), self._voices, self._responses
-        )
+        self._synthesis = Synthesis(self.jobs, self._voices, self._responses)
         self._batch = BatchSynthesis(self._synthesis)
         self._health = Health(self.jobs, self._responses)
         self._census = CensusTaker(self._health)
@@ -95,6 +97,7 @@ class EndpointClient:
         tiny random-weights model; a loud warning says so; needs ``honora-tts[localpod]``).
         Without either, :class:`EndpointNotConfigured` says what to set."""
         settings = settings_from_env(env, endpoint=endpoint, api_key=api_key, api_base=api_base)
+        kwargs.setdefault("management_api_key", settings.management_api_key)
         client = cls(settings.endpoint_id, settings.api_key, settings.api_base, **kwargs)
         client.source = settings.source
         return client
@@ -105,12 +108,18 @@ class EndpointClient:
 
     @property
     def api_base(self) -> str:
-        return self._base.api_base
+        return self._api_base
 
     @property
     def api_key(self) -> str:
-        """The RunPod API key (it also serves the management API); never logged."""
+        """The job API's key; never logged."""
         return self._base.api_key
+
+    @property
+    def management_api_key(self) -> str:
+        """The management API's key: its own where one was given
+        (``RUNPOD_MANAGEMENT_API_KEY``, localpod's), else the job API's key."""
+        return self._management_api_key or self._base.api_key
 
     @property
     def deadline_s(self) -> float:
@@ -200,9 +209,10 @@ class EndpointClient:
         """``POST /purge-queue``: drop every queued job (running jobs go on)."""
         return self.jobs.purge_queue()
 
-    def health(self) -> EndpointHealth:
-        """``GET /health``: job and worker counts by state."""
-        return self._health.endpoint()
+    def health(self, *, deadline_s: float | None = None) -> EndpointHealth:
+        """``GET /health``: job and worker counts by state (retries included, within
+        ``deadline_s``; default 120 s)."""
+        return self._health.endpoint(deadline_s)
 
     def wait(
         self,

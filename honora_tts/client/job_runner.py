@@ -22,8 +22,7 @@ from typing import Any
 import httpx
 
 from honora_tts.client import _constants as C
-from honora_tts.client._base_client import BaseClient, new_request_id
-from honora_tts.client._deadline import Deadline
+from honora_tts.client._base_client import BaseClient, Deadline, new_request_id
 from honora_tts.client._exceptions import (
     EndpointUnavailable,
     HonoraClientError,
@@ -172,9 +171,9 @@ class JobRunner:
         )
         return payload if isinstance(payload, dict) else {"result": payload}
 
-    def endpoint_health(self) -> EndpointHealth:
+    def endpoint_health(self, deadline: Deadline | None = None) -> EndpointHealth:
         """``GET /health``: job and worker counts by state."""
-        payload = self.transport.request("GET", "health")
+        payload = self.transport.request("GET", "health", deadline=deadline)
         if not isinstance(payload, dict):
             raise InvalidResponse(f"GET /health answered {type(payload).__name__}, not an object")
         return EndpointHealth.from_api(payload)

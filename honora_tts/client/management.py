@@ -1,12 +1,13 @@
 """Client of RunPod's management API (REST API v2, base ``https://api.runpod.io/v2``): read a
 serverless endpoint, its workers and its release history, and change its image or worker bounds.
 
-It is not the job API (``https://api.runpod.ai/v2/{endpoint_id}/run`` ...): another host, the
-same bearer key. HTTP goes through the job client's transport
-(:class:`~honora_tts.client._base_client.BaseClient`), so timeouts, redaction and the retry rule
-are the same: reads and ``PATCH`` (which sets fields to values, so sending it twice changes
-nothing more) are retried on connection failures, timeouts, 429 (honouring ``Retry-After``) and
-502/503/504.
+It is not the job API (``https://api.runpod.ai/v2/{endpoint_id}/run`` ...): another host, and
+its own key where one is set (``RUNPOD_MANAGEMENT_API_KEY``; else ``RUNPOD_API_KEY``, which
+serves both on RunPod when its scope allows). HTTP goes through the job client's transport
+(:class:`~honora_tts.client._base_client.BaseClient`), so the wall-clock deadline, bounded
+bodies, redaction and the retry rule are the same: reads and ``PATCH`` (which sets fields to
+values, so sending it twice changes nothing more) are retried on connection failures,
+timeouts, 429 (honouring ``Retry-After``) and 502/503/504.
 
 Errors name what to do: :class:`ManagementKeyRefused` (401/403), :class:`UnknownEndpoint`
 (404), :class:`ChangeRefused` (400/422: nothing was changed), :class:`ManagementUnavailable`.
@@ -37,8 +38,10 @@ from honora_tts.client.management_models import Endpoint, ReleaseHistory, Worker
 from honora_tts.redaction import mask
 from honora_tts.settings import DEFAULT_MANAGEMENT_API_BASE, ClientSettings
 
-#: The variable a caller reads the base from (this module takes it as an argument).
+#: The variables a caller reads the base and the key from (this module takes them as
+#: arguments).
 ENV_MANAGEMENT_API_BASE = ClientSettings.env_names()["management_api_base"]
+ENV_MANAGEMENT_API_KEY = ClientSettings.env_names()["management_api_key"]
 
 _ENDPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 M = TypeVar("M", bound=BaseModel)
@@ -76,7 +79,8 @@ class ManagementClient:
         if not api_key or not api_key.strip():
             raise ManagementKeyRefused(
                 "no API key for the management API: create one in the RunPod console "
-                "(Settings > API Keys, with access to Serverless) and pass it (RUNPOD_API_KEY)."
+                "(Settings > API Keys, with access to Serverless) and pass it "
+                f"({ENV_MANAGEMENT_API_KEY}, or RUNPOD_API_KEY when one key serves both APIs)."
             )
         base = api_base.strip().rstrip("/")
         if not base.startswith(("http://", "https://")):
@@ -85,10 +89,8 @@ class ManagementClient:
                 f"{DEFAULT_MANAGEMENT_API_BASE}, got {api_base!r} ({ENV_MANAGEMENT_API_BASE})"
             )
         self.api_base = base
-        # BaseClient addresses {api_base}/{endpoint_id}/...; here every path is under
-        # /serverless, so "serverless" takes the endpoint id's place.
         self._base = BaseClient(
-            api_base=base, endpoint_id="serverless", api_key=api_key.strip(), timeout=timeout,
+            base_url=f"{base}/serverless", api_key=api_key.strip(), timeout=timeout,
             retry=retry, transport=transport, sleep=sleep,
         )
         self._key = api_key.strip()
@@ -162,9 +164,10 @@ class ManagementClient:
             )
         except AuthenticationError as exc:
             raise ManagementKeyRefused(
-                f"{route} was refused ({exc.status_code}): the API key is wrong, or has no "
-                f"access to serverless endpoint {endpoint_id}. Use a key with read/write access "
-                "to Serverless (RunPod console > Settings > API Keys).",
+                f"{route} was refused ({exc.status_code}): the management API key is wrong, or "
+                f"has no access to serverless endpoint {endpoint_id}. Use a key with read/write "
+                f"access to Serverless (RunPod console > Settings > API Keys) in "
+                f"{ENV_MANAGEMENT_API_KEY} (localpod prints its own).",
                 status_code=exc.status_code, request_id=request_id,
             ) from exc
         except NotFound as exc:

@@ -1,5 +1,5 @@
 """The platform's list of workers next to the census: RunPod's management API (``GET
-/serverless/{id}/workers``, same key as the job API) says which workers exist, so a worker that
+/serverless/{id}/workers``, with the management key) says which workers exist, so a worker that
 never answered a health job is counted against that list instead of guessed from ``/health``.
 
 Where the management API cannot be reached (another key scope, a network that allows only the
@@ -42,9 +42,9 @@ def default_management_base(client: EndpointClient, management_api_base: str | N
 
 def management_client_for(client: EndpointClient, management_api_base: str | None = None,
                           **options: object) -> ManagementClient:
-    """A management API client for the job client's endpoint, with the same key."""
-    key = client.api_key  # the same RunPod key serves both APIs
-    return ManagementClient(key, default_management_base(client, management_api_base),
+    """A management API client for the job client's endpoint, with its management key."""
+    return ManagementClient(client.management_api_key,
+                            default_management_base(client, management_api_base),
                             **options)  # type: ignore[arg-type]
 
 

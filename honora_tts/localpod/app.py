@@ -33,7 +33,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from honora_tts import bounded_json
 from honora_tts.localpod.controlplane import (
+    MAX_NESTING_DEPTH,
     MAX_RESULT_BYTES,
     MAX_RUN_BYTES,
     MAX_RUNSYNC_BYTES,
@@ -52,10 +54,6 @@ from honora_tts.localpod.supervisor import WorkerProcess
 
 #: Bodies beyond this are not even read to the end (the connection is closed).
 _DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -83,13 +81,18 @@ async def _read_capped(request: Request, limit: int) -> bytes | int:
     return size if size > limit else b"".join(chunks)
 
 
-def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> FastAPI:
-    """The FastAPI application serving one pod's control plane (and, with ``releases``, its
-    management API)."""
+def build_app(
+    plane: ControlPlane, releases: ReleaseManager | None = None,
+    management_api_key: str | None = None,
+) -> FastAPI:
+    """The FastAPI application serving one pod's control plane (and, with ``releases`` and
+    ``management_api_key``, its management API)."""
     settings = plane.settings
     app = FastAPI(title="localpod", docs_url=None, redoc_url=None, openapi_url=None)
     if releases is not None:
-        app.include_router(management_router(releases, settings.api_key))
+        if not management_api_key or management_api_key == settings.api_key:
+            raise ValueError("the management API needs a key of its own")
+        app.include_router(management_router(releases, management_api_key))
 
     def public_gate(request: Request, endpoint_id: str, operation: str) -> JSONResponse | None:
         supplied = request.headers.get("authorization", "")
@@ -139,10 +142,11 @@ def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> Fa
                 "as a URL, not inline.",
             )
         try:
-            # NaN and Infinity are not JSON: RunPod's API refuses them.
-            body = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
-            return None, _error(400, "the request body is not valid JSON")
+            # NaN and Infinity are not JSON: RunPod's API refuses them. A body nested too
+            # deeply is refused here too (see the package docstring).
+            body = bounded_json.loads(raw, max_depth=MAX_NESTING_DEPTH)
+        except bounded_json.JsonRefused as exc:
+            return None, _error(400, f"the request body is not valid JSON here: {exc}")
         if not isinstance(body, dict) or body.get("input") is None:
             return None, _error(400, 'the request body needs an "input" field')
         try:

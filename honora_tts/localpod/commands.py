@@ -1,8 +1,9 @@
 """``honora-tts localpod``: run a local RunPod-compatible endpoint in the foreground.
 
-It prints the job API's base URL, endpoint id, API key and the management API's base
-(``RUNPOD_MANAGEMENT_API_BASE``: ``GET|PATCH /serverless/{id}``, ``/workers``, ``/releases``)
-as ``NAME=value`` lines (ready to ``export``)
+It prints the job API's base URL, endpoint id, API key and the management API's base and key
+(``RUNPOD_MANAGEMENT_API_BASE``, ``RUNPOD_MANAGEMENT_API_KEY``: ``GET|PATCH /serverless/{id}``,
+``/workers``, ``/releases``; the job API's key is refused there) as ``NAME=value`` lines (ready
+to ``export``)
 as soon as the control plane listens, writes the state file other processes attach through,
 says when the workers are ready, and on SIGTERM or Ctrl-C stops every worker and removes the
 state file.
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         f"{DEFAULT_PORT}; 0 picks a free one)")  # fmt: skip
     add("--endpoint-id", default="localpod", help="endpoint id in the URLs (default localpod)")
     add("--api-key", default=None, help="API key clients must send (default: random)")
+    add("--management-api-key", default=None,
+        help="the management API's own key (default: random; never the job API's key)")
     add("--model", default="tiny", help="tiny, a model name, or a checkpoint directory")
     add("--stale-workers", type=int, default=0,
         help="workers running the old batch-only image (a mixed-version fleet)")  # fmt: skip
@@ -65,6 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         help="an image the endpoint can run: NAME:TAG stands for the worker entry file ENTRY "
         "(its workers get GIT_SHA=TAG); repeatable. PATCH /v2/serverless/{id} switches images "
         "in a rolling release")
+    add("--worker-quota", type=int, default=None, metavar="N",
+        help="the most workers PATCH workers.max may ask for (default: 5, RunPod's default "
+        "account quota, or the workers started if more)")
     add("--start-image", default=None, metavar="NAME:TAG",
         help="the image the endpoint runs at start (default: the first --image)")
     add("--ready-timeout", type=float, default=300.0, metavar="S",
@@ -77,6 +83,7 @@ def _state(pod: LocalPod) -> dict[str, Any]:
         "base_url": pod.base_url,
         "endpoint_id": pod.endpoint_id,
         "api_key": pod.api_key,
+        "management_api_key": pod.management_api_key,
         "pid": os.getpid(),
         "started_at": pod.started_at,
         "state_dir": str(pod.state_dir),
@@ -123,12 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     pod = LocalPod(
         args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
-        api_key=args.api_key, stale_workers=args.stale_workers, streaming=args.streaming,
+        api_key=args.api_key, management_api_key=args.management_api_key,
+        stale_workers=args.stale_workers, streaming=args.streaming,
         start_delay_s=args.start_delay, max_concurrency_per_worker=args.max_concurrency,
         rate_limit_per_10s=args.rate_limit, execution_timeout_s=args.execution_timeout,
         handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
         restart_dead_workers=not args.no_restart, images=images or None,
-        start_image=args.start_image,
+        start_image=args.start_image, worker_quota=args.worker_quota,
     )  # fmt: skip
     state_file = state_file_path(args.endpoint_id)
     try:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from honora_tts.bounded_json import nested_deeper_than
 from honora_tts.localpod.jobs import (
     DoneOutcome,
     Job,
@@ -131,6 +132,7 @@ class ControlPlane:
         self.init_crashes: list[str] = []
         self._work = Broadcast()
         self._stops = Broadcast()
+        self._ends = Broadcast()
         self._end_events: dict[str, asyncio.Event] = {}
         self._init_failures: dict[WorkerKind, int] = {"current": 0, "stale": 0}
         self._housekeeper: asyncio.Task[None] | None = None
@@ -246,7 +248,7 @@ class ControlPlane:
 
     def _worker_exited(self, worker: WorkerProcess) -> None:
         self.counters["workers_died"] += 1
-        reason = worker.killed_for or _exit_reason(worker.exit_code)
+        reason = worker.killed_for or worker.start_error or _exit_reason(worker.exit_code)
         failed = self.table.worker_died(worker.id, reason)
         log.warning(
             "localpod: %s exited (%s); %d running job(s) failed", worker.id, reason, len(failed)
@@ -397,6 +399,7 @@ class ControlPlane:
         return job
 
     def _job_ended(self, job: Job) -> None:
+        self._ends.fire()
         event = self._end_events.pop(job.id, None)
         if event is not None:
             event.set()
@@ -443,11 +446,18 @@ class ControlPlane:
             log.info("localpod: %s ready", worker.id)
         if not job_in_progress:
             self.table.worker_released(worker.id)
-        if not self.may_take(worker):
-            if not self.table.held_by(worker.id):
-                self.retire(worker)
-            return []
         deadline = time.monotonic() + self.settings.poll_hold_s
+        if not self.may_take(worker):
+            # A stale worker still finishing its job gets nothing; hold its poll as an empty
+            # queue does (until the job ends, at most poll_hold_s), or it asks again at once:
+            # hundreds of job-takes a second for as long as the job runs.
+            while self.table.held_by(worker.id) and not self.closing and worker.alive:
+                if not await self._ends.wait(deadline - time.monotonic()):
+                    break
+            if not self.table.held_by(worker.id) and worker.alive:
+                self.retire(worker)
+            self.counters["job_take_empty"] += 1
+            return []
         while True:
             if self.closing or not worker.alive:
                 break
@@ -528,24 +538,6 @@ class ControlPlane:
                 "localpod: %s failed its fitness check %s: %s",
                 worker.id, params.get("check"), params.get("reason"),
             )  # fmt: skip
-
-
-def nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` (parsed JSON) nests arrays and objects more than ``limit`` levels deep,
-    ``value`` itself counting as one. Iterative: no recursion limit to hit."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _exit_reason(code: int | None) -> str:

@@ -6,7 +6,9 @@ served on the pod's port next to the job API (base ``http://127.0.0.1:PORT/v2``)
     GET   /v2/serverless/{id}/workers    active workers: status, version, isStale, image
     GET   /v2/serverless/{id}/releases   release history (newest first) + rollout summary
 
-Auth as for the job API (``Authorization: Bearer <api key>``). Errors are RunPod's
+Auth: ``Authorization: Bearer <management api key>``, a key of its own (the job API's key is
+refused here, so a caller who can submit jobs cannot change what the workers run). Errors are
+RunPod's
 ``application/problem+json`` bodies ``{"title", "status", "detail", "errors"?}``: 401 for a
 missing or wrong key, 404 for another endpoint id, 400/422 for a body localpod refuses (nothing
 changed then). See :mod:`honora_tts.localpod.releases` for the rolling release itself.
@@ -15,16 +17,18 @@ changed then). See :mod:`honora_tts.localpod.releases` for the rolling release i
 from __future__ import annotations
 
 import hmac
-import json
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from honora_tts import bounded_json
 from honora_tts.localpod.releases import ConfigurationRefused, ReleaseManager
 
 _PATCH_LIMIT_BYTES = 1024 * 1024
+#: A PATCH body is an object of a few levels (workers, env): nothing sensible nests deeper.
+_PATCH_MAX_DEPTH = 16
 
 
 def problem(status: int, detail: str, errors: list[str] | None = None) -> JSONResponse:
@@ -36,7 +40,8 @@ def problem(status: int, detail: str, errors: list[str] | None = None) -> JSONRe
 
 
 def management_router(releases: ReleaseManager, api_key: str) -> APIRouter:
-    """The management routes for the endpoint ``releases`` manages."""
+    """The management routes for the endpoint ``releases`` manages, behind ``api_key`` (the
+    management key)."""
     router = APIRouter()
     endpoint_id = releases.plane.settings.endpoint_id
 
@@ -66,9 +71,9 @@ def management_router(releases: ReleaseManager, api_key: str) -> APIRouter:
         if len(raw) > _PATCH_LIMIT_BYTES:
             return problem(400, "request body too large")
         try:
-            body = json.loads(raw or b"null")
-        except (ValueError, RecursionError):
-            return problem(400, "request body is not valid JSON")
+            body = bounded_json.loads(raw or b"null", max_depth=_PATCH_MAX_DEPTH)
+        except bounded_json.JsonRefused as exc:
+            return problem(400, f"request body is not valid JSON here: {exc}")
         try:
             return JSONResponse(releases.update(body))
         except ConfigurationRefused as exc:

@@ -71,7 +71,10 @@ class LocalPod:
     from ``start_image`` (default: the first), each with ``GIT_SHA=TAG`` and a ``BUILD_TIME``,
     and the management API (``PATCH /v2/serverless/{id}``) can switch the endpoint to another
     of them in a rolling release (see :mod:`honora_tts.localpod.releases`). Without ``images``
-    the workers report ``localpod/honora-tts:current`` (or ``:stale``) as their image.
+    the workers report ``localpod/honora-tts:current`` (or ``:stale``) as their image. The
+    management API has a key of its own, ``management_api_key`` (default: random), which must
+    differ from ``api_key``; ``worker_quota`` caps its ``workers.max`` (default
+    ``max(5, workers + stale_workers)``).
     """
 
     def __init__(
@@ -100,6 +103,8 @@ class LocalPod:
         poll_hold_s: float = 5.0,
         images: Mapping[str, Path | str] | None = None,
         start_image: str | None = None,
+        management_api_key: str | None = None,
+        worker_quota: int | None = None,
     ) -> None:
         if workers < 0 or stale_workers < 0 or workers + stale_workers < 1:
             raise ValueError("a pod needs at least one worker")
@@ -118,6 +123,20 @@ class LocalPod:
             handler_path = start_entry
         self.endpoint_id = endpoint_id
         self.api_key = api_key or f"localpod-{secrets.token_urlsafe(24)}"
+        self.management_api_key = (
+            management_api_key or f"localpod-manage-{secrets.token_urlsafe(24)}"
+        )
+        if self.management_api_key == self.api_key:
+            raise ValueError(
+                "the management API key must differ from the job API key: whoever can submit "
+                "jobs must not be able to change what the workers run"
+            )
+        if worker_quota is not None and worker_quota < workers + stale_workers:
+            raise ValueError(
+                f"worker_quota {worker_quota} is below the {workers + stale_workers} workers "
+                "the pod starts with"
+            )
+        self._worker_quota = worker_quota
         self.model = model
         self.streaming = streaming
         self._requested = (workers, stale_workers, start_delay_s)
@@ -197,11 +216,12 @@ class LocalPod:
         self._releases = ReleaseManager(
             self._plane, self.catalog, start_image=self.start_image,
             workers_max=sum(self._requested[:2]), name=self.endpoint_id,
-            job_api_base=self.base_url,
+            job_api_base=self.base_url, reserved_env=frozenset(extra),
+            worker_quota=self._worker_quota,
         )  # fmt: skip
         self._plane.may_take = self._releases.may_take
         config = uvicorn.Config(
-            build_app(self._plane, self._releases), log_config=None, log_level="warning", access_log=False,
+            build_app(self._plane, self._releases, self.management_api_key), log_config=None, log_level="warning", access_log=False,
             lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=30, ws="none",
         )  # fmt: skip
         self._server = uvicorn.Server(config)
@@ -336,6 +356,7 @@ class LocalPod:
             "RUNPOD_ENDPOINT_ID": self.endpoint_id,
             "RUNPOD_API_KEY": self.api_key,
             "RUNPOD_MANAGEMENT_API_BASE": self.management_base,
+            "RUNPOD_MANAGEMENT_API_KEY": self.management_api_key,
         }
 
     @property

@@ -24,6 +24,7 @@ class LocalEndpoint:
     endpoint_id: str
     api_key: str
     started: bool
+    management_api_key: str | None = None
 
 
 def running_localpod() -> LocalEndpoint | None:
@@ -31,7 +32,8 @@ def running_localpod() -> LocalEndpoint | None:
     state = discovery.find_running()
     if not state:
         return None
-    return LocalEndpoint(state["base_url"], state["endpoint_id"], state["api_key"], started=False)
+    return LocalEndpoint(state["base_url"], state["endpoint_id"], state["api_key"], started=False,
+                         management_api_key=state.get("management_api_key"))
 
 
 def process_localpod(workers: int = 1) -> LocalEndpoint:
@@ -45,7 +47,8 @@ def process_localpod(workers: int = 1) -> LocalEndpoint:
             pod.start()
             atexit.register(pod.stop)
             _pod = pod
-        return LocalEndpoint(_pod.base_url, _pod.endpoint_id, _pod.api_key, started=True)
+        return LocalEndpoint(_pod.base_url, _pod.endpoint_id, _pod.api_key, started=True,
+                             management_api_key=_pod.management_api_key)
 
 
 def stop_process_localpod() -> None:

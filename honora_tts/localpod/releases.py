@@ -14,6 +14,15 @@
   scale back).
 - Before the first ``PATCH`` localpod leaves its workers as it started them (``stale_workers``,
   ``add-workers``); from then on it holds them to the endpoint's configuration.
+- A ``PATCH`` is checked whole before anything changes: ``env`` by
+  :mod:`~honora_tts.localpod.endpoint_env` (RunPod's and the kernel's rules, and no reserved
+  name), ``workers.max`` against the pod's quota (RunPod caps an account's workers, 5 by
+  default; a localpod worker is a process with its own model, so the quota is
+  ``max(5, the workers it started with)`` unless the pod is given another). A refusal is 400
+  (a rule) or 422 (the schema) naming each field; nothing is recorded.
+- A release whose workers cannot start (the process does not spawn, or dies before it asks for
+  work) is not counted as rolled out: while no worker of the current version has become ready
+  and one has failed, its workers are listed ``UNHEALTHY`` and not on latest.
 - On endpoint version 1 ``isStale`` falls back to comparing images, as RunPod does for legacy
   endpoints (a mixed fleet started with ``stale_workers`` shows its stale workers).
 
@@ -31,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from honora_tts.localpod.endpoint_env import env_refusals
 from honora_tts.localpod.images import (
     ENV_ENDPOINT_VERSION,
     ENV_IMAGE,
@@ -49,6 +59,9 @@ log = logging.getLogger("honora_tts.localpod")
 LEGACY_IMAGES = {"current": "localpod/honora-tts:current", "stale": "localpod/honora-tts:stale"}
 RECONCILE_INTERVAL_S = 0.1
 _PATCH_FIELDS = frozenset({"image", "workers", "env", "name"})
+#: RunPod's default cap on an account's workers (docs ``serverless/workers/overview``, "Max
+#: worker limits": 5, up to 60 with a larger balance).
+RUNPOD_DEFAULT_WORKER_QUOTA = 5
 
 
 class ConfigurationRefused(ValueError):
@@ -88,9 +101,14 @@ class ReleaseManager:
         workers_max: int,
         name: str = "localpod",
         job_api_base: str = "",
+        reserved_env: frozenset[str] = frozenset(),
+        worker_quota: int | None = None,
     ) -> None:
         self.plane = plane
         self.catalog = catalog
+        #: Variables localpod sets for its workers (a PATCH env may not replace them).
+        self.reserved_env = reserved_env | frozenset(catalog.first.worker_env(1))
+        self.worker_quota = worker_quota or max(RUNPOD_DEFAULT_WORKER_QUOTA, workers_max)
         self.image = start_image
         self.env: dict[str, str] = {}
         self.name = name
@@ -157,7 +175,25 @@ class ReleaseManager:
 
     def _status(self, worker: WorkerProcess) -> str:
         state = self.plane.worker_state(worker)
+        if state == "initializing" and self._failing(self.worker_version(worker)):
+            return "UNHEALTHY"
         return {"initializing": "INITIALIZING", "running": "RUNNING"}.get(state, "IDLE")
+
+    def _failing(self, version: int) -> bool:
+        """Whether workers of ``version`` fail to start: one died before it was ready (or never
+        spawned) and none has become ready since."""
+        failed = ready = False
+        for worker in self.plane.supervisor.workers.values():
+            if self.worker_version(worker) != version:
+                continue
+            if worker.ready_at is not None and worker.alive:
+                ready = True
+            elif worker.phase == "dead" and worker.ready_at is None and worker.killed_for is None:
+                failed = True
+        return failed and not ready
+
+    def _on_latest(self, worker: WorkerProcess) -> bool:
+        return not self.is_stale(worker) and self._status(worker) != "UNHEALTHY"
 
     def _listed(self) -> list[WorkerProcess]:
         return [w for w in self.plane.supervisor.workers.values() if w.alive]
@@ -218,7 +254,7 @@ class ReleaseManager:
 
     def releases_view(self) -> dict[str, Any]:
         listed = self._listed()
-        on_latest = sum(1 for w in listed if not self.is_stale(w))
+        on_latest = sum(1 for w in listed if self._on_latest(w))
         by_version: dict[int, int] = {}
         for worker in listed:
             by_version[self.worker_version(worker)] = by_version.get(
@@ -267,11 +303,12 @@ class ReleaseManager:
             except ImageSpecError as exc:
                 raise ConfigurationRefused(422, str(exc)) from None
         env = body.get("env", self.env)
-        if not isinstance(env, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in env.items()
-        ):
-            raise ConfigurationRefused(422, "Request validation failed.",
-                                       ["$.env: must map names to strings"])
+        refusals = env_refusals(env, self.reserved_env) if "env" in body else []
+        if refusals:
+            raise ConfigurationRefused(
+                400, f"env refused, nothing changed: {refusals[0]}"
+                + (f" (and {len(refusals) - 1} more)" if len(refusals) > 1 else ""), refusals,
+            )
         name = body.get("name", self.name)
         if not isinstance(name, str) or not name:
             raise ConfigurationRefused(422, "Request validation failed.",
@@ -311,6 +348,14 @@ class ReleaseManager:
         if values["min"] > values["max"]:
             raise ConfigurationRefused(
                 400, f"workers.min ({values['min']}) exceeds workers.max ({values['max']})"
+            )
+        if values["max"] > self.worker_quota:
+            raise ConfigurationRefused(
+                400, f"workers.max ({values['max']}) exceeds this localpod's quota of "
+                f"{self.worker_quota} workers (each is a process with its own model; RunPod "
+                f"caps an account at {RUNPOD_DEFAULT_WORKER_QUOTA} by default). Start localpod "
+                "with --worker-quota N for more.",
+                [f"$.workers.max: at most {self.worker_quota}"],
             )
         return values["min"], values["max"]
 

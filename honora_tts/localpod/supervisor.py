@@ -5,7 +5,13 @@ Each worker is its own session and process group (the SDK forks a heartbeat proc
 it), so stopping or killing a worker signals the whole group and nothing is left behind. On
 Linux a worker also gets ``PR_SET_PDEATHSIG``: if the process that started it dies without
 stopping it, the kernel kills the worker. Workers never share the parent's terminal: stdin is
-/dev/null, stdout and stderr go to one log file per worker under the state directory.
+/dev/null, stdout and stderr go to one log file per worker under the state directory, readable
+by its owner only (0600 in a 0700 directory: a log may hold what a job carried). A worker whose
+process cannot be started at all (``execve`` refuses its environment, the interpreter is gone)
+is marked dead with the reason in its log, and reported like a worker that died loading.
+
+A worker's own variables (a release's ``env``, its image's) never replace the pod's wiring:
+the ``RUNPOD_*`` variables the pod sets are applied after them.
 
 The SDK reads its configuration from the environment when it is imported:
 
@@ -59,6 +65,7 @@ class WorkerProcess:
     exited_at: float | None = None
     exit_code: int | None = None
     killed_for: str | None = None  # why localpod killed it, when it did
+    start_error: str | None = None  # why its process could not be started, when it could not
     jobs_done: int = 0
     last_ping_at: float | None = None
     env_overrides: dict[str, str] = field(default_factory=dict)
@@ -145,6 +152,7 @@ class Supervisor:
         self._python = python
         self._serial = 0
         self.workers: dict[str, WorkerProcess] = {}
+        self._failed_starts: list[WorkerProcess] = []
 
     def add(
         self,
@@ -171,28 +179,42 @@ class Supervisor:
         now = time.monotonic()
         started = []
         for worker in self.workers.values():
-            if worker.phase == "waiting" and worker.start_at <= now:
-                self._spawn(worker)
+            if worker.phase == "waiting" and worker.start_at <= now and self._spawn(worker):
                 started.append(worker)
         return started
 
-    def _spawn(self, worker: WorkerProcess) -> None:
+    def _spawn(self, worker: WorkerProcess) -> bool:
+        """Start the worker's process; False (the worker marked dead, the reason in its log)
+        when it cannot be started."""
         env = dict(self._env)
-        env.update(RUNPOD_POD_ID=worker.id, RUNPOD_POD_HOSTNAME=worker.id)
         env.update(worker.env_overrides)
-        self._log_dir.mkdir(parents=True, exist_ok=True)
-        with open(worker.log_path, "wb") as log:
-            worker.proc = subprocess.Popen(
-                [self._python, "-S", "-c", _LAUNCHER, str(worker.handler_path), str(os.getpid())],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True,
-            )  # fmt: skip
+        env.update({k: v for k, v in self._env.items() if k.startswith("RUNPOD_")})
+        env.update(RUNPOD_POD_ID=worker.id, RUNPOD_POD_HOSTNAME=worker.id)
+        self._log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(worker.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a log left by an earlier run keeps its mode otherwise
+        with os.fdopen(fd, "wb") as log:
+            try:
+                worker.proc = subprocess.Popen(
+                    [self._python, "-S", "-c", _LAUNCHER, str(worker.handler_path),
+                     str(os.getpid())],
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env=env, start_new_session=True,
+                )  # fmt: skip
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                worker.start_error = f"{type(exc).__name__}: {exc}"
+                log.write(f"localpod: the worker process could not be started: "
+                          f"{worker.start_error}\n".encode())
+                worker.phase, worker.exited_at = "dead", time.time()
+                self._failed_starts.append(worker)
+                return False
         worker.phase = "initializing"
         worker.started_at = time.time()
+        return True
 
     def reap(self) -> list[WorkerProcess]:
-        """Workers whose process exited since the last call."""
-        dead = []
+        """Workers whose process exited, or could not be started, since the last call."""
+        dead, self._failed_starts = self._failed_starts, []
         for worker in self.workers.values():
             if worker.proc is not None and worker.phase != "dead":
                 code = worker.proc.poll()

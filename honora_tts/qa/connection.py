@@ -47,8 +47,8 @@ def platform_workers(client: EndpointClient, management_api_base: str = "") -> W
 
 
 def management(client: EndpointClient, management_api_base: str = "") -> ManagementClient:
-    """A management API client for the notebook's endpoint (same key; base as for
-    :func:`platform_workers`)."""
+    """A management API client for the notebook's endpoint (its management key:
+    ``RUNPOD_MANAGEMENT_API_KEY``, else the job API's; base as for :func:`platform_workers`)."""
     from honora_tts.client.platform import management_client_for
 
     return management_client_for(client, _management_base(management_api_base))

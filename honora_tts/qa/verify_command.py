@@ -96,7 +96,11 @@ def chosen_endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             raise SystemExit("honora-tts verify: RUNPOD_ENDPOINT_ID is set but RUNPOD_API_KEY "
                              "is not; export the key (RunPod console > Settings > API Keys).")
         api_base = (args.api_base or settings.api_base).strip()
-        yield {"endpoint": endpoint_id, "api_base": api_base, "env": {"RUNPOD_API_KEY": api_key},
+        management_key = (settings.management_api_key.get_secret_value().strip()
+                          if settings.management_api_key else "")
+        yield {"endpoint": endpoint_id, "api_base": api_base,
+               "env": {"RUNPOD_API_KEY": api_key,
+                       "RUNPOD_MANAGEMENT_API_KEY": management_key or None},
                "local": False}
         return
     try:
@@ -115,7 +119,8 @@ def chosen_endpoint(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     try:
         yield {"endpoint": pod.endpoint_id, "api_base": pod.base_url,
                "env": {"RUNPOD_API_KEY": pod.api_key, "RUNPOD_ENDPOINT_ID": None,
-                       "RUNPOD_API_BASE": None},
+                       "RUNPOD_API_BASE": None,
+                       "RUNPOD_MANAGEMENT_API_KEY": pod.management_api_key},
                "local": True}
     finally:
         pod.stop()

@@ -2,8 +2,9 @@
 
 The endpoint: ``--endpoint-id`` or ``RUNPOD_ENDPOINT_ID`` with ``RUNPOD_API_KEY``; the job API
 at ``--api-base`` / ``RUNPOD_API_BASE`` (default RunPod's), the management API at
-``--management-api-base`` / ``RUNPOD_MANAGEMENT_API_BASE`` (default ``https://api.runpod.io/v2``).
-Without an endpoint id, a running localpod (``honora-tts localpod``) is used.
+``--management-api-base`` / ``RUNPOD_MANAGEMENT_API_BASE`` (default ``https://api.runpod.io/v2``)
+with ``RUNPOD_MANAGEMENT_API_KEY`` (default: ``RUNPOD_API_KEY``, when one key serves both).
+Without an endpoint id, a running localpod (``honora-tts localpod``) is used, with its two keys.
 
 Exit codes: 0 every worker runs the new build and the verification passed (or was skipped);
 1 the watch timed out (stale workers named), the verification failed, or the endpoint failed;
@@ -64,6 +65,12 @@ class Target:
     job_api_base: str
     management_api_base: str
     source: str
+    #: The management API's key (the job API's when the two share one).
+    management_api_key: str = ""
+
+    @property
+    def management_key(self) -> str:
+        return self.management_api_key or self.api_key
 
 
 def resolve_target(args: argparse.Namespace, env: Mapping[str, str] | None) -> Target:
@@ -81,12 +88,14 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str] | None) -> T
                 f"{_ENV['api_key']} is not set: export a RunPod API key with access to Serverless "
                 "(RunPod console > Settings > API Keys)"
             )
+        management_key = (settings.management_api_key.get_secret_value().strip()
+                          if settings.management_api_key else "")
         return Target(
             endpoint_id, api_key,
             (args.api_base or settings.api_base).rstrip("/"),
             (args.management_api_base or settings.management_api_base
              or DEFAULT_MANAGEMENT_API_BASE).rstrip("/"),
-            "environment",
+            "environment", management_key,
         )
     from honora_tts.localpod.discovery import find_running
 
@@ -97,7 +106,8 @@ def resolve_target(args: argparse.Namespace, env: Mapping[str, str] | None) -> T
             "(or start `honora-tts localpod --image NAME:TAG=ENTRY ...` to rehearse locally)"
         )
     return Target(running["endpoint_id"], running["api_key"], running["base_url"],
-                  args.management_api_base or running["management_base"], "localpod")
+                  args.management_api_base or running["management_base"], "localpod",
+                  running.get("management_api_key") or "")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -167,8 +177,9 @@ def _run(name: str, parser: argparse.ArgumentParser, argv: list[str] | None,
         target = resolve_target(args, env)
         from honora_tts.client import EndpointClient
 
-        management = ManagementClient(target.api_key, target.management_api_base)
-        jobs = EndpointClient(target.endpoint_id, target.api_key, target.job_api_base)
+        management = ManagementClient(target.management_key, target.management_api_base)
+        jobs = EndpointClient(target.endpoint_id, target.api_key, target.job_api_base,
+                              management_api_key=target.management_key)
         result = _execute(name, args, target, management, jobs)
     except (RolloutRefused, InvalidImageReference, ConfigurationError, AuthenticationError,
             NotFound, InvalidRequest, ChangeRefused) as exc:
@@ -205,6 +216,7 @@ def _execute(name: str, args: argparse.Namespace, target: Target,
         verification = notebook_verification(
             target.endpoint_id, target.job_api_base, target.api_key,
             args.out / f"{target.endpoint_id}-verify", probes=args.verify_probes,
+            management_api_key=target.management_key,
             parallel=args.verify_parallel, max_new_tokens=args.max_new_tokens,
         )
     common: dict[str, Any] = {

@@ -446,6 +446,7 @@ def notebook_verification(
     max_new_tokens: int = 0,
     execution_timeout: int = 600,
     log_output: bool = False,
+    management_api_key: str = "",
 ) -> Verification:
     """Deploy verification (notebook 01, as ``honora-tts verify`` runs it) as a rollout step."""
 
@@ -458,7 +459,8 @@ def notebook_verification(
             "parallel": parallel, "max_new_tokens": max_new_tokens,
         }
         summary, failure = run_verification(
-            parameters, out_dir, env={"RUNPOD_API_KEY": api_key},
+            parameters, out_dir, env={"RUNPOD_API_KEY": api_key,
+                                      "RUNPOD_MANAGEMENT_API_KEY": management_api_key or None},
             execution_timeout=execution_timeout, log_output=log_output,
         )
         if summary is None:
@@ -473,4 +475,5 @@ def notebook_verification(
 def verification_for(client: EndpointClient, out_dir: Path, **options: Any) -> Verification:
     """:func:`notebook_verification` for the endpoint a job client talks to (same key)."""
     return notebook_verification(client.endpoint_id, client.api_base, client.api_key,
-                                 out_dir, **options)
+                                 out_dir, management_api_key=client.management_api_key,
+                                 **options)

@@ -10,7 +10,7 @@ cookie jar, and no ``httpx`` request log line that would print signed query stri
 
 Limits: one wall-clock deadline (``total_timeout_s``) over the whole download, every hop's
 connect, TLS handshake, headers and body included: each socket operation waits at most the
-time left (:mod:`honora_tts.voices.deadline_backend`), so a server that drips header or
+time left (:mod:`honora_tts.deadline_backend`), so a server that drips header or
 handshake bytes is cut off at the deadline like one that drips the body; within it, connect and
 read timeouts per operation. ``Content-Length`` is refused up front when over the cap, and the
 body read stops as soon as it passes the cap. Content is requested with
@@ -28,8 +28,8 @@ from urllib.parse import urljoin
 import httpcore
 import httpx
 
+from honora_tts.deadline_backend import DeadlineBackend, deadline_scope
 from honora_tts.protocol import ErrorCode, WorkerError
-from honora_tts.voices.deadline_backend import DeadlineBackend, deadline_scope
 from honora_tts.voices.url_safety import FIELD, UrlPolicy, VettedUrl, describe_url
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

@@ -18,7 +18,7 @@ from honora_tts.client import (
     RequestIdMismatch,
     StaleWorkerError,
 )
-from honora_tts.client._exceptions import interpret
+from honora_tts.client._response_reader import ResponseReader
 from honora_tts.protocol import (
     CacheFacts,
     ErrorCode,
@@ -29,6 +29,11 @@ from honora_tts.protocol import (
 )
 
 STRUCTURED = {"code": "voice_fetch_failed", "message": "404 from the store", "field": "voice_url"}
+
+
+def interpret(job, *, request_id: str, min_handler_version: int):
+    """The client's finished-job decision for ``job``."""
+    return ResponseReader(min_handler_version).read(job, request_id)
 
 
 def job(status: str, output=None, error=None, worker_id: str | None = "w-1") -> JobStatus:

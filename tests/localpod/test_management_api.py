@@ -40,13 +40,14 @@ def unchanged_pod():
 
 @pytest.fixture
 def management(pod):
-    with ManagementClient(pod.api_key, pod.management_base) as client:
+    with ManagementClient(pod.management_api_key, pod.management_base) as client:
         yield client
 
 
 @pytest.fixture
 def unchanged(unchanged_pod):
-    with ManagementClient(unchanged_pod.api_key, unchanged_pod.management_base) as client:
+    with ManagementClient(unchanged_pod.management_api_key,
+                          unchanged_pod.management_base) as client:
         yield unchanged_pod, client
 
 
@@ -111,7 +112,11 @@ def test_auth_unknown_endpoint_and_refused_bodies(unchanged):
         assert http.get(url).status_code == 401
         wrong = http.get(url, headers={"Authorization": "Bearer wrong-key-123"})
         assert wrong.status_code == 401 and wrong.json()["title"] == "Unauthorized"
-        auth = {"Authorization": f"Bearer {pod.api_key}"}
+        # Issue 23 #4: the job API's key does not open the management API.
+        job_key = http.patch(url, json={"image": B},
+                             headers={"Authorization": f"Bearer {pod.api_key}"})
+        assert job_key.status_code == 401, job_key.text
+        auth = {"Authorization": f"Bearer {pod.management_api_key}"}
         missing = http.get(f"{pod.management_base}/serverless/nope/workers", headers=auth)
         assert missing.status_code == 404 and missing.json()["status"] == 404
         for patch, status in (({"bogus": 1}, 422), ({"image": "Not An Image"}, 422),
@@ -142,11 +147,12 @@ def test_rollout_refusals_change_nothing(unchanged, tmp_path, capsys, argv, env_
         args += ["--endpoint-id", pod.endpoint_id]
     if words != "--expected-git-sha":
         args += ["--expected-git-sha", "cccc3333"]
-    code = rollout_main(args, env={"RUNPOD_API_KEY": env_key or pod.api_key})
+    code = rollout_main(args, env={"RUNPOD_API_KEY": pod.api_key,
+                                   "RUNPOD_MANAGEMENT_API_KEY": env_key or pod.management_api_key})
     err = capsys.readouterr().err
     assert code == 2, err
     assert words in err and "nothing was changed" in err
-    assert pod.api_key not in err
+    assert pod.api_key not in err and pod.management_api_key not in err
     after = management.releases(pod.endpoint_id)
     assert management.endpoint(pod.endpoint_id).image == A
     assert after.endpoint_version == before.endpoint_version == 1
@@ -187,10 +193,11 @@ def test_cli_prints_the_management_base_and_serves_images(tmp_path):
             if "=" in line and line.split("=", 1)[0].isupper():
                 name, value = line.strip().split("=", 1)
                 values[name] = value
-            if "RUNPOD_MANAGEMENT_API_BASE" in values:
+            if "RUNPOD_MANAGEMENT_API_KEY" in values:
                 break
         assert values["RUNPOD_MANAGEMENT_API_BASE"] == values["RUNPOD_API_BASE"]
-        with ManagementClient(values["RUNPOD_API_KEY"],
+        assert values["RUNPOD_MANAGEMENT_API_KEY"] != values["RUNPOD_API_KEY"]
+        with ManagementClient(values["RUNPOD_MANAGEMENT_API_KEY"],
                               values["RUNPOD_MANAGEMENT_API_BASE"]) as management:
             assert management.endpoint(endpoint_id).image == B
             assert wait_until(lambda: bool(management.workers(endpoint_id).workers), 30)

@@ -22,7 +22,8 @@ def test_notebook_05_rolls_out_and_writes_the_timeline(localpod_factory, tmp_pat
         {"endpoint": pod.endpoint_id, "api_base": pod.base_url, "image": NEW, "traffic": 1,
          "max_new_tokens": 8, "verify": False, "timeout_s": 240.0, "probes": 2,
          "artifacts_dir": "artifacts/05_rollout"},
-        cwd=tmp_path, execution_timeout=300, env={"RUNPOD_API_KEY": pod.api_key},
+        cwd=tmp_path, execution_timeout=300,
+        env={"RUNPOD_API_KEY": pod.api_key, "RUNPOD_MANAGEMENT_API_KEY": pod.management_api_key},
     )
     out = tmp_path / "artifacts" / "05_rollout"
     summary = json.loads((out / "summary.json").read_text())
@@ -33,4 +34,4 @@ def test_notebook_05_rolls_out_and_writes_the_timeline(localpod_factory, tmp_pat
     [plot] = out.glob("*-rollout-*/timeline.png")
     assert plot.stat().st_size > 1000
     executed = (tmp_path / "05.ipynb").read_text()
-    assert pod.api_key not in executed
+    assert pod.api_key not in executed and pod.management_api_key not in executed

@@ -51,7 +51,7 @@ def _argv(pod, out: Path, *extra: str) -> list[str]:
 
 
 def _env(pod) -> dict[str, str]:
-    return {"RUNPOD_API_KEY": pod.api_key}
+    return {"RUNPOD_API_KEY": pod.api_key, "RUNPOD_MANAGEMENT_API_KEY": pod.management_api_key}
 
 
 def _report(out: Path, kind: str) -> dict:
@@ -61,7 +61,7 @@ def _report(out: Path, kind: str) -> dict:
 
 
 def _platform(pod):
-    with ManagementClient(pod.api_key, pod.management_base) as management:
+    with ManagementClient(pod.management_api_key, pod.management_base) as management:
         return management.endpoint(pod.endpoint_id), management.workers(pod.endpoint_id)
 
 
@@ -96,7 +96,8 @@ def test_rollout_under_load_reaches_every_worker_and_verifies(old_pod, tmp_path,
     assert all(not r["new_build"] for r in old_answers)
     assert (out / f"{old_pod.endpoint_id}.rollback.json").exists()
 
-    with EndpointClient(old_pod.endpoint_id, old_pod.api_key, old_pod.base_url) as client:
+    with EndpointClient(old_pod.endpoint_id, old_pod.api_key, old_pod.base_url,
+                        management_api_key=old_pod.management_api_key) as client:
         assert census_main(["--probes", "4"], client=client) == 0  # census against /workers
     printed = capsys.readouterr().out
     assert "platform lists 2 worker(s) (endpoint version 2); 0 never answered" in printed

@@ -9,8 +9,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any
 
-from honora_tts.client._base_client import new_request_id
-from honora_tts.client._deadline import Deadline
+from honora_tts.client._base_client import Deadline, new_request_id
 from honora_tts.client._exceptions import (
     HonoraClientError,
     InvalidRequest,

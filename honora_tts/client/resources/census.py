@@ -52,7 +52,7 @@ class CensusTaker:
         endpoint_health: EndpointHealth | None = None
         if include_endpoint_health:
             try:
-                endpoint_health = self.health.endpoint()
+                endpoint_health = self.health.endpoint(deadline_s)
             except HonoraClientError as exc:
                 log.warning("GET /health failed during the census: %s", exc)
         return Census(

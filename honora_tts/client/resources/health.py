@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from honora_tts.client import _constants as C
-from honora_tts.client._base_client import new_request_id
-from honora_tts.client._deadline import Deadline
+from honora_tts.client._base_client import Deadline, new_request_id
 from honora_tts.client._requests import build_request
 from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client.job_runner import JobRunner
@@ -48,6 +47,6 @@ class Health:
             ),
         )
 
-    def endpoint(self) -> EndpointHealth:
+    def endpoint(self, deadline_s: float | None = None) -> EndpointHealth:
         """``GET /health``: job and worker counts by state."""
-        return self.jobs.endpoint_health()
+        return self.jobs.endpoint_health(None if deadline_s is None else Deadline(deadline_s))

@@ -16,6 +16,7 @@ from honora_tts.qa.speech.release_gate import (
     DEFAULT_TOLERANCES,
     GateResult,
     Tolerances,
+    check_voice_names,
     clips_from_directory,
     decide,
     pair,
@@ -72,10 +73,11 @@ def run_gate(baseline: str, candidate: str, out_dir: str | Path, *,
     from honora_tts.qa.artifacts import save_figure, write_csv, write_json
     from honora_tts.qa.speech import release_gate
 
+    voices = dict(voices or {})
+    check_voice_names(voices)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     chosen = select_items(languages, items)
-    voices = dict(voices or {})
     sources = {label: resolve_clips(source, label, out, chosen, voices, api_base=api_base,
                                     api_key=api_key, max_new_tokens=max_new_tokens,
                                     progress=progress)

@@ -15,6 +15,7 @@ without a reference voice); the items are the golden set's ids.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from honora_tts.client import EndpointClient
 
 NO_VOICE = "-"
+#: A voice name is a folder of clips (``<dir>/<voice>/<id>.wav``): one path component.
+VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Verdicts a candidate may not newly produce.
 BAD_VERDICTS = ("not_speech", "truncated", "runaway")
 
@@ -74,6 +77,16 @@ REPORTED = ("wer", "cer", "speaker_similarity", "dnsmos_ovrl", "dnsmos_sig", "dn
 # ------------------------------------------------------------------------------ clip tables
 
 
+def check_voice_names(voices: Mapping[str, object]) -> None:
+    """Refuse a voice name that is not one plain folder name (``../x`` would write outside
+    the results folder): letters, digits, ``.``, ``_``, ``-``, starting with a letter or digit."""
+    for name in voices:
+        if name != NO_VOICE and (not VOICE_NAME.fullmatch(name) or set(name) == {"."}):
+            raise GateInputError(
+                f"voice name {name!r} is not a folder name: use letters, digits, '.', '_' and "
+                "'-' (starting with a letter or digit), e.g. --voice billy=voices/billy.wav")
+
+
 def select_items(languages: Sequence[str] = (), items: Sequence[str] = ()) -> list[GoldenItem]:
     """The golden set, narrowed to ``languages`` and ``items`` (ids) when given; unknown ids
     are refused with the known ones."""
@@ -106,6 +119,9 @@ def clips_from_directory(root: str | Path, items: Sequence[GoldenItem] | None = 
         relative = path.relative_to(root)
         if path.stem not in by_id or len(relative.parts) > 2:
             continue
+        if not path.is_file():
+            raise GateInputError(f"clip {path} is not a regular file (a device, FIFO or a "
+                                 "link to one): the gate reads audio files only")
         voice = relative.parts[0] if len(relative.parts) == 2 else NO_VOICE
         item = by_id[path.stem]
         rows.append({"voice": voice, "item": item.id, "language": item.language,
@@ -128,6 +144,7 @@ def synthesize_clips(client: EndpointClient, out_dir: str | Path,
 
     items = list(items or golden_set())
     voices = dict(voices or {NO_VOICE: ""})
+    check_voice_names(voices)
     out = Path(out_dir)
     jobs = [(v, i) for v in voices for i in items]
     for voice, item in tqdm(jobs, desc=f"synthesizing {out.name}", disable=not progress,

@@ -50,7 +50,12 @@ def speech_verdicts(clips: pd.DataFrame, *, language: str = "en",
             rows.append({"verdict": None, "text_check": None,
                          "reason": "no text known for this clip: not judged"})
             continue
-        samples, rate = read_audio(clip["path"])
+        try:
+            samples, rate = read_audio(clip["path"])
+        except ValueError as exc:  # a clip a worker answered with junk: judged, not a crash
+            rows.append({"verdict": "not_speech", "text_check": "not_verified",
+                         "reason": str(exc), "text_reason": "the clip could not be read"})
+            continue
         reference = None
         if _present(clip.get("reference")):
             key = str(clip["reference"])

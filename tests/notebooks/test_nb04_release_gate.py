@@ -8,7 +8,7 @@ from notebook_outputs import output_text
 
 from honora_tts import audio
 from honora_tts.qa import notebook_runner
-from honora_tts.qa.speech import espeak
+from honora_tts.qa.speech import degradations, espeak
 from honora_tts.qa.speech.golden_set import golden_set
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -22,7 +22,7 @@ def _write_clips(root, cut: bool) -> None:
             voice = "en-us+m1" if item.language == "en" else "de+m1"
             samples, rate = espeak.speak(item.text, voice)
             if cut and item.language == "en":
-                samples = espeak.cut(samples, 0.5)
+                samples = degradations.cut(samples, 0.5)
             path = root / "m1" / f"{item.id}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(audio.encode(samples, rate, "wav"))

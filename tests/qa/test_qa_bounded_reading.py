@@ -13,7 +13,7 @@ from honora_tts import audio
 from honora_tts.qa.audio_metrics import read_audio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "voices"))
-from voice_test_support import flac_dense, flac_hiding_length  # noqa: E402
+from voice_test_support import flac_dense, flac_hiding_length
 
 
 def test_check_audio_refuses_a_decode_bomb_by_its_header(tmp_path, capsys):

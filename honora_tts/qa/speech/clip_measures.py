@@ -19,6 +19,7 @@ from honora_tts.qa.speech.asr import AsrBackend, TextMatch, Transcript, asr_back
 from honora_tts.qa.speech.completeness import Completeness, measure_completeness
 from honora_tts.qa.speech.intelligibility import ErrorRates, error_rates
 from honora_tts.qa.speech.predicted_quality import PredictedQuality, predict_quality
+from honora_tts.qa.speech.repetition import Repeat, excess_repeat
 
 #: Every backend reads 16 kHz: the clip is resampled once, its levels measured at its own rate.
 RATE = 16_000
@@ -30,9 +31,9 @@ VOICE_MODEL = "resemblyzer VoiceEncoder (pretrained.pt in its wheel), cosine of 
 
 @dataclass(frozen=True)
 class SpeechMeasures:
-    """What one clip measures. ``transcript``, ``error_rates`` and ``text_match`` are None
-    when no recogniser covers the language; ``speaker_similarity`` is NaN without a
-    reference."""
+    """What one clip measures. ``transcript``, ``error_rates``, ``text_match`` and ``repeat``
+    (the transcript's longest back-to-back repeat beyond the text's own) are None when no
+    recogniser covers the language; ``speaker_similarity`` is NaN without a reference."""
 
     text: str
     language: str
@@ -44,6 +45,8 @@ class SpeechMeasures:
     error_rates: ErrorRates | None
     text_match: TextMatch | None
     speaker_similarity: float
+    repeat: Repeat | None = None
+    weak_recogniser: bool = False
     backends: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,21 +58,25 @@ class SpeechMeasures:
 
 def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: str, *,
                    reference: tuple[np.ndarray, int] | None = None,
-                   asr: AsrBackend | None = None) -> SpeechMeasures:
-    """Measure one clip against the text it should say (and the voice it should have)."""
+                   asr: AsrBackend | None = None,
+                   quality: PredictedQuality | None = None) -> SpeechMeasures:
+    """Measure one clip against the text it should say (and the voice it should have).
+    ``quality``: the clip's DNSMOS scores when already known (the calibration measures each
+    clip with several recognisers)."""
     x = np.asarray(samples, dtype=np.float32)
     finite = bool(np.isfinite(x).all())
     if not finite:
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     signal = audio_metrics.measure(x, sample_rate)
     x = audio.resample(x, sample_rate, RATE)
-    quality = predict_quality(x, RATE)
+    quality = quality or predict_quality(x, RATE)
     asr = asr or asr_backend()
-    transcript = rates = match = None
+    transcript = rates = match = repeat = None
     if asr.covers(language) and x.size:
         transcript = asr.transcribe(x, RATE, language)
         rates = error_rates(text, transcript.text, language, backend=asr.name, model=asr.model)
         match = asr.match_text(x, RATE, text, language, transcript)
+        repeat = excess_repeat(text, transcript.text, language)
     completeness = measure_completeness(
         x, RATE, text, language,
         last_word_end_s=transcript.last_word_end_s if transcript else math.nan)
@@ -84,7 +91,7 @@ def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: s
     return SpeechMeasures(text=text, language=language, finite=finite, signal=signal,
                           quality=quality, completeness=completeness, transcript=transcript,
                           error_rates=rates, text_match=match, speaker_similarity=similarity,
-                          backends=backends)
+                          repeat=repeat, weak_recogniser=bool(asr.weak), backends=backends)
 
 
 _REFERENCES: dict[str, np.ndarray] = {}

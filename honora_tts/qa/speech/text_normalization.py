@@ -71,7 +71,8 @@ def _english_wer_form(text: str, *, time_joiner: str) -> str:
 
     text = _TIME.sub(joined, text)
     text = _MERIDIEM.sub(lambda m: f"{m.group(1).lower()}m", text)
-    return str(_english()(text))
+    # It keeps a lone "." of "..." (its decimal-point rule): a word has a letter or a digit.
+    return " ".join(w for w in str(_english()(text)).split() if any(c.isalnum() for c in w))
 
 
 def _number_words(match: re.Match[str], lang: str | None) -> str:

@@ -16,8 +16,7 @@ from benchmarks.report import BenchResult
 
 TARGET_S = 1.5
 CLIP_S = 5.0
-TEXT = ("Please call Stella and ask her to bring these things with her from the store, "
-        "and six thick slabs of blue cheese.")
+TEXT = "Please call Stella and ask her to bring these things with her from the store."
 
 
 def _clip() -> tuple[np.ndarray, int, np.ndarray]:

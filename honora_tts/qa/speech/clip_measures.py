@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from honora_tts import audio
 from honora_tts.qa import audio_metrics
 from honora_tts.qa.speech.asr import AsrBackend, TextMatch, Transcript, asr_backend
-from honora_tts.qa.speech.completeness import Completeness, measure_completeness
+from honora_tts.qa.speech.completeness import Completeness, measure_completeness, speech_time
 from honora_tts.qa.speech.intelligibility import ErrorRates, error_rates
 from honora_tts.qa.speech.predicted_quality import PredictedQuality, predict_quality
 from honora_tts.qa.speech.repetition import Repeat, excess_repeat
@@ -69,8 +70,13 @@ def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: s
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     signal = audio_metrics.measure(x, sample_rate)
     x = audio.resample(x, sample_rate, RATE)
-    quality = quality or predict_quality(x, RATE)
     asr = asr or asr_backend()
+    # DNSMOS and the voice embedding run beside the recogniser (each releases the GIL in its
+    # runtime): one clip's measures take about the longest of them, not their sum.
+    quality_job = None if quality is not None else _POOL.submit(predict_quality, x, RATE)
+    voice_job = None
+    if reference is not None and speech_time(x, RATE) >= 0.1:
+        voice_job = _POOL.submit(_similarity, x, reference)
     transcript = rates = match = repeat = None
     if asr.covers(language) and x.size:
         transcript = asr.transcribe(x, RATE, language)
@@ -80,10 +86,8 @@ def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: s
     completeness = measure_completeness(
         x, RATE, text, language,
         last_word_end_s=transcript.last_word_end_s if transcript else math.nan)
-    similarity = math.nan
-    if reference is not None and completeness.speech_s >= 0.1:
-        encoder = audio_metrics.SpeakerEncoder.shared()
-        similarity = audio_metrics.cosine(encoder.embed(x, RATE), _reference_embedding(reference))
+    quality = quality if quality_job is None else quality_job.result()
+    similarity = voice_job.result() if voice_job is not None else math.nan
     backends = {"signal": SIGNAL_BACKEND,
                 "quality": f"{quality.backend}: {quality.model}",
                 "asr": f"{asr.name}: {asr.model}",
@@ -92,6 +96,14 @@ def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: s
                           quality=quality, completeness=completeness, transcript=transcript,
                           error_rates=rates, text_match=match, speaker_similarity=similarity,
                           repeat=repeat, weak_recogniser=bool(asr.weak), backends=backends)
+
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech-measures")
+
+
+def _similarity(x: np.ndarray, reference: tuple[np.ndarray, int]) -> float:
+    encoder = audio_metrics.SpeakerEncoder.shared()
+    return audio_metrics.cosine(encoder.embed(x, RATE), _reference_embedding(reference))
 
 
 _REFERENCES: dict[str, np.ndarray] = {}

@@ -42,7 +42,10 @@ def test_release_gate_notebook_fails_a_truncating_candidate(tmp_path):
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["verdict"] == "FAIL" and summary["pairs"] == 2
-    assert any("truncated" in r and "m1/en-question" in r for r in summary["reasons"])
+    # Cut in half; Whisper may complete the sentence it hears ("... where the theory is?"),
+    # and then the clip reads as spoken too fast: either way a catastrophic clip, named.
+    assert any(("truncated" in r or "too_fast" in r) and "m1/en-question" in r
+               for r in summary["reasons"]), summary["reasons"]
     for name in ("paired_deltas.png", "sentence_heatmap.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert (out / "deltas.csv").exists() and (out / "paired_clips.csv").exists()

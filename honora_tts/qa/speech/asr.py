@@ -259,7 +259,7 @@ class FasterWhisperBackend:
             segments, _ = self._model.transcribe(
                 x, language=code if self.multilingual else None, beam_size=1,
                 temperature=0.0, condition_on_previous_text=False, word_timestamps=True,
-                vad_filter=False)
+                vad_filter=False, max_new_tokens=_max_tokens(x.size / RATE))
             segments = list(segments)
         words: list[Word] = []
         texts = []
@@ -277,6 +277,15 @@ class FasterWhisperBackend:
         rates = error_rates(text, transcript.text, language)
         return TextMatch(min(rates.wer, 1.0), "word error rate of the transcript",
                          {"wer": rates.wer, "cer": rates.cer})
+
+
+#: More text tokens than anyone says in a second: bounds a transcript a recogniser hallucinates
+#: on noise (Whisper may otherwise decode its 448-token limit) while keeping a loop's repeats.
+_TOKENS_PER_S = 8
+
+
+def _max_tokens(seconds: float) -> int:
+    return int(min(440, _TOKENS_PER_S * min(seconds, 30.0) + 16))
 
 
 def _whisper_model_name(model_path: str) -> str:

@@ -2,18 +2,30 @@
 bomb, a device behind a clip's name, a header that hides audio; and ``gate --voice NAME`` takes
 only a folder name. All cheap: each is refused before any model loads."""
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_tone
 
 from honora_tts import audio
 from honora_tts.qa.audio_metrics import read_audio
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "voices"))
-from voice_test_support import flac_dense, flac_hiding_length
+_SPEC = importlib.util.spec_from_file_location(
+    "honora_qa_voice_support", Path(__file__).resolve().parents[1] / "voices"
+    / "voice_test_support.py")
+assert _SPEC is not None and _SPEC.loader is not None
+voice_support = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(voice_support)
+flac_dense, flac_hiding_length = voice_support.flac_dense, voice_support.flac_hiding_length
+
+
+def write_tone(path: Path, frequency: float, seconds: float = 0.6, rate: int = 24_000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(audio.encode((0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32),
+                                  rate, "wav"))
+    return path
 
 
 def test_check_audio_refuses_a_decode_bomb_by_its_header(tmp_path, capsys):

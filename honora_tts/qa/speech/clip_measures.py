@@ -86,7 +86,9 @@ def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: s
     completeness = measure_completeness(
         x, RATE, text, language,
         last_word_end_s=transcript.last_word_end_s if transcript else math.nan)
-    quality = quality if quality_job is None else quality_job.result()
+    if quality_job is not None:
+        quality = quality_job.result()
+    assert quality is not None
     similarity = voice_job.result() if voice_job is not None else math.nan
     backends = {"signal": SIGNAL_BACKEND,
                 "quality": f"{quality.backend}: {quality.model}",

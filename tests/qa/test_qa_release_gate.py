@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from speech_clips import EN_REFERENCE_TEXT, write
 
-from honora_tts.qa.speech import espeak, release_gate
+from honora_tts.qa.speech import degradations, espeak, release_gate
 from honora_tts.qa.speech.gate_run import run_gate
 from honora_tts.qa.speech.golden_set import golden_set
 from honora_tts.qa.speech.languages import language_facts
@@ -34,10 +34,10 @@ def _speak_items(root: Path, degrade=None) -> Path:
 
 def _degrade(item_id: str, samples: np.ndarray) -> np.ndarray:
     if item_id in ("en-greeting", "es-plain"):
-        return espeak.with_noise(samples, snr_db=5.0)
+        return degradations.with_noise(samples, snr_db=5.0)
     if item_id == "en-names":
-        return espeak.cut(samples, 0.5)
-    return espeak.time_stretched(samples, 1.35)
+        return degradations.cut(samples, 0.5)
+    return degradations.time_stretched(samples, 1.35)
 
 
 @pytest.fixture(scope="session")
@@ -118,16 +118,20 @@ def test_golden_set_covers_what_the_gate_promises():
     assert len({i.id for i in items}) == len(items)
 
 
-def _paired(deltas: dict[str, list[float]], verdicts=None) -> pd.DataFrame:
+def _paired(deltas: dict[str, list[float]], verdicts=None, wer_cand=None) -> pd.DataFrame:
     n = len(next(iter(deltas.values())))
     frame = pd.DataFrame({"voice": ["v"] * n, "item": [f"i{k}" for k in range(n)],
                           "verdict_base": ["speech"] * n,
                           "verdict_cand": verdicts or ["speech"] * n,
                           "reason_cand": [""] * n})
     for measure, values in deltas.items():
-        frame[f"{measure}_base"] = 0.5
-        frame[f"{measure}_cand"] = 0.5 + np.asarray(values)
+        frame[f"{measure}_base"] = 0.1
+        frame[f"{measure}_cand"] = 0.1 + np.asarray(values)
         frame[f"{measure}_delta"] = np.asarray(values)
+    if wer_cand is not None:
+        frame["wer_base"] = 0.1
+        frame["wer_cand"] = wer_cand
+        frame["wer_delta"] = frame["wer_cand"] - frame["wer_base"]
     return frame
 
 
@@ -142,6 +146,87 @@ def test_decide_applies_each_tolerance_in_its_direction():
     new_bad = _paired({"wer": [0.0] * 3}, verdicts=["speech", "runaway", "speech"])
     result = release_gate.decide(new_bad)
     assert not result.passed and "runaway x1" in result.reasons[0] and "v/i1" in result.reasons[0]
+
+
+def test_a_mean_past_the_tolerance_fails_only_when_its_interval_clears_it():
+    # Equivalent builds through a noisy recogniser: mean +0.03 > 0.02, interval spans 0.
+    noisy = _paired({"wer": [0.12, -0.08, 0.10, -0.05, 0.09, -0.07, 0.11, -0.04]})
+    result = release_gate.decide(noisy)
+    wer = next(d for d in result.deltas if d.measure == "wer")
+    assert wer.beyond_mean and not wer.regressed and result.passed, result.reasons
+    shifted = _paired({"wer": [0.08, 0.09, 0.1, 0.085, 0.095, 0.09, 0.1, 0.08]})
+    result = release_gate.decide(shifted)
+    assert not result.passed and "whole interval past the tolerance" in result.reasons[0]
+
+
+@pytest.mark.parametrize("verdict", ["wrong_text", "distorted", "too_fast", "too_slow"])
+def test_every_new_bad_verdict_is_catastrophic(verdict):
+    result = release_gate.decide(_paired({"wer": [0.0] * 4},
+                                         verdicts=["speech", "speech", verdict, "speech"]))
+    assert not result.passed and f"{verdict} x1" in result.reasons[0]
+
+
+def test_a_clip_whose_wer_rises_above_half_fails_the_gate_alone():
+    result = release_gate.decide(_paired({"dnsmos_ovrl": [0.0] * 8},
+                                         wer_cand=[0.1] * 7 + [0.8]))
+    assert not result.passed
+    assert "WER > 0.5 x1" in result.reasons[-1] and "v/i7 (WER 0.10 -> 0.80)" in result.reasons[-1]
+
+
+def test_a_gated_measure_not_measured_is_named_and_never_claimed():
+    result = release_gate.decide(_paired({"wer": [0.0] * 4, "dnsmos_ovrl": [0.0] * 4,
+                                          "speaker_similarity": [math.nan] * 4}))
+    assert result.passed and result.not_measured == ("speaker_similarity",)
+    headline = result.headline()
+    assert "NOT MEASURED: speaker similarity" in headline
+    assert "within tolerance: WER, DNSMOS OVRL;" in headline
+    assert "Not measured" in release_gate.verdict_html(result)
+
+
+def test_noise_floor_gives_worst_of_the_same_build_runs_plus_slack():
+    from honora_tts.qa.speech import noise_floor
+
+    rng = np.random.default_rng(3)
+    base = pd.DataFrame({"voice": ["v"] * 12, "item": [f"i{k}" for k in range(12)],
+                         "verdict": ["speech"] * 12, "reason": [""] * 12,
+                         "language": ["en"] * 12, "text": ["t"] * 12})
+    runs = [base.assign(wer=rng.uniform(0, 0.2, 12), dnsmos_ovrl=rng.normal(3, 0.05, 12),
+                        speaker_similarity=math.nan) for _ in range(3)]
+    floor = noise_floor.noise_floor(runs)
+    assert floor.runs == 3 and floor.comparisons == 3
+    by = {m.measure: m for m in floor.measures}
+    assert by["wer"].measured and by["wer"].tolerance == pytest.approx(
+        max(noise_floor.MIN_TOLERANCE["wer"], by["wer"].worst * noise_floor.SLACK))
+    assert not by["speaker_similarity"].measured
+    assert by["speaker_similarity"].tolerance == release_gate.DEFAULT_TOLERANCES.speaker_similarity
+    assert "NOT MEASURED" in "\n".join(floor.lines())
+
+
+def test_noise_floor_file_round_trips_into_tolerances(tmp_path):
+    from honora_tts.qa.speech import noise_floor
+
+    floor = noise_floor.NoiseFloor(2, 1, (
+        noise_floor.MeasureNoise("wer", 4, 0.04, 0.02, 0.05, True),
+        noise_floor.MeasureNoise("speaker_similarity", 0, None, None, 0.03, False),
+        noise_floor.MeasureNoise("dnsmos_ovrl", 4, 0.08, 0.03, 0.1, True)))
+    path = noise_floor.write_noise_floor(floor, tmp_path / "noise_floor.json")
+    tolerances = noise_floor.read_tolerances(path)
+    assert (tolerances.wer, tolerances.dnsmos_ovrl) == (0.05, 0.1)
+    assert str(path) in tolerances.source
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(release_gate.GateInputError, match="--noise-floor"):
+        noise_floor.read_tolerances(tmp_path / "bad.json")
+
+
+def test_heatmap_colour_bar_is_in_the_per_column_units_it_shows():
+    paired = _paired({"wer": [0.2, -0.1, 0.0], "dnsmos_ovrl": [-0.5, 0.1, 0.0]})
+    figure = release_gate.plot_sentence_heatmap(paired)
+    heat, bar = figure.axes
+    labels = [t.get_text() for t in heat.get_xticklabels()]
+    assert labels[0].startswith("wer") and "full colour = 0.2" in labels[0]
+    assert "full colour = 0.5" in labels[1]
+    assert "largest change" in bar.get_ylabel()
+    assert [t.get_text().split("\n")[0] for t in bar.get_yticklabels()][2] == "no change"
 
 
 def test_bootstrap_interval_and_wilcoxon():

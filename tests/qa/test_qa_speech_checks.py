@@ -27,7 +27,7 @@ def test_correct_speech_is_speech_with_its_text_verified(verdicts):
     assert ev["speaker_similarity"] >= load_thresholds().similarity_min
     assert set(ev["backends"]) == {"signal", "quality", "asr", "voice"}
     assert "speechmos" in ev["backends"]["quality"]
-    assert "pocketsphinx" in ev["backends"]["asr"]
+    assert ev["backends"]["asr"].startswith("faster-whisper")
     assert "resemblyzer" in ev["backends"]["voice"]
 
 
@@ -58,7 +58,7 @@ def test_sentence_followed_by_babble_is_runaway(verdicts):
 
 
 def test_another_sentence_is_wrong_text_where_the_backend_is_trusted(verdicts):
-    assert load_thresholds().text_trust_for("pocketsphinx", "en").trusted
+    assert load_thresholds().text_trust_for("faster-whisper", "en").trusted
     v = verdicts["other_sentence"]
     assert v.verdict == "wrong_text", v.reasons
     assert v.text_check == "wrong"
@@ -84,7 +84,7 @@ def test_verdict_is_json_ready(verdicts):
 
     data = json.loads(json.dumps(json_ready(verdicts["babble"].to_dict())))
     assert data["verdict"] == "runaway" and data["text_check"] in {"verified", "wrong"}
-    assert data["evidence"]["backends"]["asr"].startswith("pocketsphinx")
+    assert data["evidence"]["backends"]["asr"].startswith("faster-whisper")
 
 
 def test_check_audio_command_exit_codes(speech_clips, capsys):
@@ -115,11 +115,24 @@ def test_check_audio_refuses_bad_input(speech_clips, tmp_path, capsys):
 
 
 def test_normalisation_spells_numbers_and_drops_punctuation():
+    # English: Whisper's EnglishTextNormalizer (numbers as digits, one currency form), plus
+    # times and a.m./p.m. in one form.
     assert normalize('He said, "Are you coming?" It costs $1,250.', "en") == (
-        "he said are you coming it costs one thousand two hundred and fifty")
+        "he said are you coming it costs $1250")
+    assert normalize("It costs one thousand two hundred and fifty dollars", "en") == (
+        "it costs $1250")
+    for written, spoken in (("at 7:45 a.m.", "at seven forty five AM"),
+                            ("Dr. Smith", "Doctor Smith"), ("up 15%", "up fifteen percent"),
+                            ("the train at 7.45 from", "the train at 7:45 from")):
+        assert normalize(written, "en") == normalize(spoken, "en"), written
+    assert normalize("Pi is 3.14", "en") == "pi is 3.14"
     assert normalize("Er kaufte 3 Äpfel für 2,5 Euro!", "de") == (
         "er kaufte drei äpfel für zwei komma fünf euro")
-    assert normalize("Don't stop - well-known", "en") == "don't stop well known"
+    assert normalize("Don't stop - well-known", "en") == "do not stop well known"
+    from honora_tts.qa.speech.text_normalization import spoken_form
+
+    assert spoken_form("Tickets cost $24 at 6:30, 15% off.", "en") == (
+        "tickets cost twenty four dollars at six thirty fifteen percent off")
     assert letter_count("Hi, 2!", "en") == len("hitwo")
 
 
@@ -166,8 +179,12 @@ def test_calibration_file_names_its_command_and_trusts_only_calibrated_languages
     assert t.provenance["command"] == "honora-tts calibrate-speech"
     assert set(t.speaking_rates) >= {"en", "de", "es", "fr"}
     assert t.text_trust_for("pocketsphinx", "de") is None
-    trust = t.text_trust_for("pocketsphinx", "en")
-    assert trust.accepted_right >= 0.95 and trust.rejected_wrong >= 0.9
+    assert t.text_trust_for("faster-whisper", "de") is None  # tiny.en: English only
+    trust = t.text_trust_for("faster-whisper", "en")
+    assert trust.trusted and trust.accepted_right >= 0.95 and trust.rejected_wrong >= 0.9
+    weak = t.text_trust_for("pocketsphinx", "en")
+    assert not weak.trusted  # forced alignment does not tell wrong text on neural speech
+    assert "piper" in t.provenance["piper"] and "faster-whisper" in t.provenance["recognisers"]
 
 
 def test_judge_refuses_wrong_text_from_an_untrusted_backend(speech_clips):
@@ -177,8 +194,10 @@ def test_judge_refuses_wrong_text_from_an_untrusted_backend(speech_clips):
     from honora_tts.qa.speech.clip_measures import measure_speech
 
     t = load_thresholds()
-    untrusted = dataclasses.replace(t, text_trust={"pocketsphinx": {"en": dataclasses.replace(
-        t.text_trust["pocketsphinx"]["en"], trusted=False)}})
+    whisper = t.recognisers["faster-whisper"]
+    untrusted = dataclasses.replace(t, recognisers={"faster-whisper": dataclasses.replace(
+        whisper, text_trust={"en": dataclasses.replace(whisper.text_trust["en"],
+                                                       trusted=False)})})
     measures = measure_speech(*read_audio(speech_clips.other_sentence), EN_TEXT, "en")
     judged = speech_verdict.judge(measures, untrusted)
     assert judged.text_check == "not_verified" and judged.verdict == "speech"
@@ -191,5 +210,78 @@ def test_alignment_does_not_judge_texts_too_short_to_tell(speech_clips):
     from honora_tts.qa.speech.asr import MIN_ALIGN_WORDS, asr_backend
 
     samples, rate = read_audio(speech_clips.noise)
-    match = asr_backend().match_text(samples, rate, "Hello.", "en")
+    match = asr_backend("pocketsphinx").match_text(samples, rate, "Hello.", "en")
     assert math.isnan(match.mismatch) and match.detail["min_words"] == MIN_ALIGN_WORDS
+
+
+# ------------------------------------------------- neural speech (Piper), default recogniser
+
+PIPER_EXPECTED = {
+    "correct": "speech", "wrong_text": "wrong_text", "truncated": "truncated",
+    "babble": "runaway", "loop": "runaway", "clipped": "distorted", "fast_3x": "too_fast",
+    "slow_3x": "too_slow", "noise": "not_speech", "silence": "not_speech",
+}
+
+
+def test_the_default_recogniser_is_the_installed_whisper(piper_verdicts):
+    backend = piper_verdicts["correct"].evidence["backends"]["asr"]
+    assert backend.startswith("faster-whisper") and "tiny.en" in backend
+
+
+@pytest.mark.parametrize("kind", list(PIPER_EXPECTED))
+def test_every_verdict_kind_on_neural_speech(piper_verdicts, kind):
+    v = piper_verdicts[kind]
+    assert v.verdict == PIPER_EXPECTED[kind], (v.reasons, v.evidence["transcript"])
+
+
+def test_right_text_is_verified_and_wrong_text_caught_by_the_default_install(piper_verdicts):
+    right, wrong = piper_verdicts["correct"], piper_verdicts["wrong_text"]
+    assert right.text_check == "verified" and right.evidence["wer"] <= 0.2, right.text_reason
+    assert wrong.text_check == "wrong" and "does not say the text" in wrong.text_reason
+    assert "heard" in wrong.reasons[0]
+
+
+def test_each_bad_verdict_names_its_evidence(piper_verdicts):
+    assert "repeats" in piper_verdicts["loop"].reasons[0]
+    assert "full scale" in piper_verdicts["clipped"].reasons[0]
+    assert "too fast" in piper_verdicts["fast_3x"].reasons[0]
+    assert "too slowly" in piper_verdicts["slow_3x"].reasons[0]
+    assert "DNSMOS" in piper_verdicts["noise"].reasons[0]
+
+
+def test_a_transcript_that_disagrees_never_prints_verified(piper_clips):
+    import dataclasses
+
+    from honora_tts.qa.audio_metrics import read_audio
+    from honora_tts.qa.speech.asr import asr_backend
+    from honora_tts.qa.speech.clip_measures import measure_speech
+
+    t = load_thresholds()
+    measures = measure_speech(*read_audio(piper_clips["truncated"]), EN_TEXT, "en",
+                              asr=asr_backend())
+    # Even with a check loose enough to accept it, a WER above 0.5 is not a pass of the text.
+    loose = dataclasses.replace(t, recognisers={name: dataclasses.replace(r, text_trust={
+        lang: dataclasses.replace(trust, mismatch_max=1.0)
+        for lang, trust in r.text_trust.items()}) for name, r in t.recognisers.items()})
+    bad = dataclasses.replace(measures, error_rates=dataclasses.replace(
+        measures.error_rates, wer=0.6))
+    check, reason = speech_verdict.text_check(bad, loose)
+    assert check == "not_verified" and "transcript disagrees" in reason
+
+
+def test_the_pocketsphinx_fallback_says_it_is_the_weak_one(piper_clips):
+    v = speech_verdict.check_file(piper_clips["correct"], EN_TEXT, "en",
+                                  asr_model="pocketsphinx")
+    assert v.evidence["backends"]["asr"].startswith("pocketsphinx")
+    assert v.text_check != "verified" and "weak fallback" in v.text_reason
+
+
+def test_check_audio_on_neural_speech(piper_clips, capsys):
+    from honora_tts.cli import main
+
+    assert main(["check-audio", str(piper_clips["correct"]), "--text", EN_TEXT]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: speech" in out and "text: verified" in out
+    assert main(["check-audio", str(piper_clips["wrong_text"]), "--text", EN_TEXT]) == 1
+    out = capsys.readouterr().out
+    assert "verdict: wrong_text" in out and "text: wrong" in out

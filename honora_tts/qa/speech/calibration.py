@@ -1,60 +1,61 @@
-"""``honora-tts calibrate-speech``: the speech verdict's thresholds, measured on espeak-ng
-clips, written to ``calibration.json`` (read by :mod:`.thresholds`) and as tables into
-``docs/speech_checks.md`` (between the ``calibration`` markers).
+"""``honora-tts calibrate-speech``: the speech verdict's thresholds, measured on neural speech
+(Piper) and formant speech (espeak-ng), clean and degraded (:mod:`.calibration_clips`), with
+every recogniser installed here (faster-whisper with the installed Whisper model, and
+pocketsphinx), written to ``calibration.json`` (read by :mod:`.thresholds`), and as tables and
+plots into ``docs/speech_checks.md`` (between the ``calibration`` markers) and
+``docs/images/speech_calibration/``.
 
 What is measured, per threshold:
 
-- **speaking rates**: letters per second of speech time (frames above the speech floor) of
-  golden-set sentences spoken at 160, 175 and 190 words per minute by two espeak voices per language; the accepted range is
-  the observed one widened by :data:`RATE_MARGIN` both ways;
-- **speech vs not speech**: DNSMOS SIG, P.808 and OVRL of speech clips (four languages, two
-  voices) against white noise, pink noise, a tone and the synthetic buzz voice; the threshold
-  is the midpoint of the gap when the classes separate, else :data:`QUALITY_MARGIN` below the
-  lowest speech value;
-- **voice**: resemblyzer similarity of clips to a reference of the same espeak speaker against
-  the other speakers' references, threshold as above;
-- **text**: pocketsphinx's forced alignment of the right text and of another golden sentence,
-  for each alignment beam of :data:`ALIGN_BEAMS`; the beam kept is the one that rejects most
-  wrong texts while accepting at least ``TRUST_MIN_ACCEPTED`` of the right ones, and the
-  backend is trusted for English only when both rates meet :mod:`.thresholds`' minimums;
-- **trailing audio**: audio after pocketsphinx's last recognised word on right clips, maximum
-  plus :data:`TRAILING_MARGIN_S`.
+- **speaking rates**: letters per second of speech time of the held-out sentences at natural
+  paces (Piper at length scales 0.85-1.15, espeak at 160-190 wpm, two voices); accepted = the
+  observed range widened by :data:`RATE_MARGIN` both ways;
+- **speech vs not speech**: DNSMOS SIG, P.808 and OVRL of clean speech (right and wrong text)
+  against noise, a tone, a buzz and the tiny model; the midpoint of the gap where the classes
+  separate, else :data:`QUALITY_MARGIN` below the lowest speech value;
+- **distortion**: the clipping ratio and the loudness of clean clips against clipped ones;
+  the midpoint of the gap, else just above every clean clip;
+- **voice**: resemblyzer similarity of espeak clips to the same speaker against the others;
+- **per recogniser**: its text check on right texts against another sentence's text (Whisper:
+  the transcript's WER; pocketsphinx: forced alignment at each beam of :data:`ALIGN_BEAMS`;
+  trusted for a language only when it accepts at least ``TRUST_MIN_ACCEPTED`` of right texts
+  and rejects ``TRUST_MIN_REJECTED`` of wrong ones); the most back-to-back repeats a clip that
+  does not loop shows; the share of the text's tail missing (clean against truncated) and of
+  words added after it (clean against babble); audio after the last recognised word.
 
-Then every case the checks must tell apart (correct, noise, silence, cut in half, followed by
-5 s of babble, another sentence, another voice, time-stretched) is judged with the new
-thresholds; that table (measure x case) is the evidence that they work.
+Then every clip is judged with the new thresholds by each recogniser; that table (kind x
+source x recogniser: how many got the verdict they should) and the plots are the evidence.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
-import sys
+import pickle
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from honora_tts.qa.speech import calibration_clips as clips_module
 from honora_tts.qa.speech import espeak
-from honora_tts.qa.speech.completeness import SpeakingRate, speech_span, speech_time
-from honora_tts.qa.speech.golden_set import GoldenItem, golden_set
-from honora_tts.qa.speech.languages import language_facts
+from honora_tts.qa.speech.calibration_clips import LabelledClip
+from honora_tts.qa.speech.clip_measures import SpeechMeasures, measure_speech
+from honora_tts.qa.speech.completeness import SpeakingRate, speech_time
+from honora_tts.qa.speech.intelligibility import error_rates
 from honora_tts.qa.speech.text_normalization import letter_count
 from honora_tts.qa.speech.thresholds import (
-    CALIBRATION_FILE,
     TRUST_MIN_ACCEPTED,
     TRUST_MIN_REJECTED,
+    RecogniserThresholds,
     SpeechThresholds,
     TextTrust,
-    write_thresholds,
 )
 
-LANGUAGES = ("en", "de", "es", "fr")
-RATES_WPM = (160, 175, 190)
 RATE_MARGIN = 1.1
 SLACK_S = 0.25
 #: A text of a few letters may take this long whatever its rate (breaths, a slow greeting).
@@ -62,16 +63,22 @@ MIN_EXPECTED_MAX_S = 1.5
 #: When same-voice and other-voice similarities overlap, the voice threshold sits this far
 #: below the lowest same-voice similarity: a wrong_voice verdict must not hit the right voice.
 VOICE_MARGIN = 0.05
-#: Likewise for the DNSMOS scores: a measure whose speech and non-speech values overlap gets a
-#: threshold this far below the lowest speech value, so that it never calls speech noise.
+#: Likewise for the DNSMOS scores: never call speech noise.
 QUALITY_MARGIN = 0.05
+#: Where clean and degraded overlap on a transcript or distortion measure, its threshold sits
+#: this far above the highest clean value: never call a clean clip bad.
+CLEAN_MARGIN = 0.05
+#: The same for the transcript's shares (of the text's words missing at its end, or added
+#: after it): a fifth of the text's words above the highest clean value.
+TRANSCRIPT_MARGIN = 0.2
 MIN_SPEECH_S = 0.15
 TRAILING_MARGIN_S = 0.5
 ALIGN_BEAMS = (1e-80, 1e-120, 1e-160)
-CALIBRATION_SPEAKERS = ("m1", "f3")
 DOC_FILE = Path("docs/speech_checks.md")
+PLOT_DIR = Path("docs/images/speech_calibration")
 START_MARKER = "<!-- calibration:start (written by honora-tts calibrate-speech) -->"
 END_MARKER = "<!-- calibration:end -->"
+CLEAN_KINDS = ("correct", "wrong_text")
 
 
 @dataclass(frozen=True)
@@ -89,248 +96,320 @@ class Separation:
 
 
 def separate(measure: str, low_label: str, low: Sequence[float], high_label: str,
-             high: Sequence[float], *, keep_high_margin: float | None = None) -> Separation:
+             high: Sequence[float], *, keep_high_margin: float | None = None,
+             keep_low_margin: float | None = None) -> Separation:
     """The threshold between two classes: the midpoint of the gap when every low value lies
     below every high value; else the cut that classifies most values right or, with
-    ``keep_high_margin``, the cut just below every high value."""
+    ``keep_high_margin``, just below every high value, or with ``keep_low_margin`` just above
+    every low value."""
     lo = sorted(float(v) for v in low if math.isfinite(v))
     hi = sorted(float(v) for v in high if math.isfinite(v))
     if not lo or not hi:
         raise ValueError(f"{measure}: no finite values to calibrate on")
-    if lo[-1] < hi[0]:
-        threshold = (lo[-1] + hi[0]) / 2
-        return Separation(measure, low_label, high_label, tuple(lo), tuple(hi), threshold,
-                          True, 1.0)
-    candidates = sorted(set(lo + hi))
-    cuts = [(a + b) / 2 for a, b in itertools.pairwise(candidates)]
 
     def accuracy(cut: float) -> float:
         return (sum(v < cut for v in lo) / len(lo) + sum(v >= cut for v in hi) / len(hi)) / 2
 
-    best = max(cuts, key=accuracy)
+    if lo[-1] < hi[0]:
+        return Separation(measure, low_label, high_label, tuple(lo), tuple(hi),
+                          (lo[-1] + hi[0]) / 2, True, 1.0)
     if keep_high_margin is not None:
         best = hi[0] - keep_high_margin
-        return Separation(measure, low_label, high_label, tuple(lo), tuple(hi), best, False,
-                          accuracy(best))
+    elif keep_low_margin is not None:
+        best = lo[-1] + keep_low_margin
+    else:
+        candidates = sorted(set(lo + hi))
+        best = max(((a + b) / 2 for a, b in itertools.pairwise(candidates)), key=accuracy)
     return Separation(measure, low_label, high_label, tuple(lo), tuple(hi), best, False,
                       accuracy(best))
 
 
-def _sentences(language: str, count: int | None = None) -> list[GoldenItem]:
-    items = [i for i in golden_set(languages=(language,))
-             if "long" not in i.features and "short" not in i.features]
-    return items[:count] if count else items
+@dataclass(frozen=True)
+class Measured:
+    """One calibration clip and its measures, once per recogniser (by backend name)."""
+
+    clip: LabelledClip
+    by_backend: dict[str, SpeechMeasures]
+    other_text: str
+
+    def any(self) -> SpeechMeasures:
+        return next(iter(self.by_backend.values()))
 
 
-def _voice(language: str, speaker: str) -> str:
-    return f"{language_facts(language).espeak_voice}+{speaker}"
+def recognisers(progress: Callable[[str], None]) -> dict[str, Any]:
+    """Every recogniser installed here, by backend name (pocketsphinx always)."""
+    from honora_tts.qa.speech.asr import (
+        POCKETSPHINX,
+        AsrUnavailable,
+        asr_backend,
+        installed_whisper_model,
+    )
+
+    found: dict[str, Any] = {POCKETSPHINX: asr_backend(POCKETSPHINX, align_beam=ALIGN_BEAMS[0])}
+    model = installed_whisper_model()
+    if model:
+        try:
+            backend = asr_backend(model)
+            found[backend.name] = backend
+        except AsrUnavailable as exc:
+            progress(f"faster-whisper not calibrated: {exc}")
+    progress("recognisers: " + "; ".join(b.model for b in found.values()))
+    return found
 
 
-def speaking_rates(progress: Callable[[str], None]) -> tuple[dict[str, SpeakingRate],
-                                                              dict[str, tuple[float, float]]]:
-    """Per language: accepted rate range and the observed (min, max) letters per second."""
-    rates, observed = {}, {}
-    for language in LANGUAGES:
-        values = []
-        for item in _sentences(language):
-            for speaker in CALIBRATION_SPEAKERS:
-                for wpm in RATES_WPM:
-                    samples, rate = espeak.speak(item.text, _voice(language, speaker),
-                                                 words_per_minute=wpm)
-                    values.append(letter_count(item.text, language)
-                                  / speech_time(samples, rate))
-        observed[language] = (min(values), max(values))
-        rates[language] = SpeakingRate(min(values) / RATE_MARGIN, max(values) * RATE_MARGIN)
-        progress(f"rates {language}: {len(values)} clips, {min(values):.1f}-{max(values):.1f} "
-                 "letters/s")
-    return rates, observed
-
-
-def _non_speech_clips() -> dict[str, np.ndarray]:
-    from honora_tts.qa.reference_voice import synthetic_voice_samples
-
-    rate = espeak.ESPEAK_RATE
-    t = np.arange(int(2.5 * rate)) / rate
-    return {
-        "white noise 2.5 s": espeak.white_noise(2.5, seed=3),
-        "white noise 6 s": espeak.white_noise(6.0, seed=4),
-        "pink noise 2.5 s": espeak.pink_noise(2.5, seed=5),
-        "pink noise 6 s": espeak.pink_noise(6.0, seed=6),
-        "tone 220 Hz": (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32),
-        "synthetic buzz voice": synthetic_voice_samples(3.0, rate),
-    }
-
-
-def quality_separation(progress: Callable[[str], None]) -> list[Separation]:
-    """DNSMOS SIG and P.808 of speech against non-speech."""
+def measure_clips(clips: Iterable[LabelledClip], backends: dict[str, Any],
+                  progress: Callable[[str], None]) -> list[Measured]:
+    """Each clip measured once per recogniser (DNSMOS once per clip)."""
     from honora_tts.qa.speech.predicted_quality import predict_quality
 
-    speech, noise = [], []
-    for language in LANGUAGES:
-        for item in _sentences(language, 3):
-            for speaker in CALIBRATION_SPEAKERS:
-                speech.append(predict_quality(*espeak.speak(item.text, _voice(language,
-                                                                              speaker))))
-    for samples in _non_speech_clips().values():
-        noise.append(predict_quality(samples, espeak.ESPEAK_RATE))
-    progress(f"DNSMOS: {len(speech)} speech clips, {len(noise)} non-speech clips")
-    return [separate(f"DNSMOS {name}", "not speech", [getattr(q, attr) for q in noise],
-                     "speech", [getattr(q, attr) for q in speech],
-                     keep_high_margin=QUALITY_MARGIN)
-            for name, attr in (("SIG", "sig"), ("P.808", "p808"), ("OVRL", "ovrl"))]
+    rows: list[Measured] = []
+    texts: dict[tuple[str, str], list[str]] = {}
+    started = time.perf_counter()
+    for clip in clips:
+        quality = predict_quality(clip.samples, clip.rate)
+        measured = {name: measure_speech(clip.samples, clip.rate, clip.text, clip.language,
+                                         asr=backend, quality=quality)
+                    for name, backend in backends.items()}
+        same = texts.setdefault((clip.source, clip.language), [])
+        if clip.text not in same:
+            same.append(clip.text)
+        rows.append(Measured(clip, measured, ""))
+        if len(rows) % 25 == 0:
+            progress(f"measured {len(rows)} clips ({time.perf_counter() - started:.0f} s)")
+    for index, row in enumerate(rows):  # another sentence of the same source and language
+        pool = [t for t in texts[(row.clip.source, row.clip.language)] if t != row.clip.text]
+        rows[index] = replace(row, other_text=pool[row.clip.sentence % len(pool)] if pool
+                              else "")
+    return rows
+
+
+def _values(rows: Iterable[Measured], kinds: Sequence[str], value: Callable[[SpeechMeasures],
+            float], backend: str | None = None) -> list[float]:
+    out = []
+    for row in rows:
+        if row.clip.kind in kinds:
+            measures = row.by_backend.get(backend) if backend else row.any()
+            if measures is not None:
+                out.append(float(value(measures)))
+    return [v for v in out if math.isfinite(v)]
+
+
+def speaking_rates(progress: Callable[[str], None]
+                   ) -> tuple[dict[str, SpeakingRate], dict[str, dict[str, tuple[float, float]]]]:
+    """Per language: the accepted rate range, and the observed (min, max) per source."""
+    observed: dict[str, dict[str, list[float]]] = {}
+    for source, language, text, samples, rate in clips_module.rate_clips():
+        seconds = speech_time(samples, rate)
+        if seconds > 0:
+            observed.setdefault(language, {}).setdefault(source, []).append(
+                letter_count(text, language) / seconds)
+    rates, ranges = {}, {}
+    for language, by_source in observed.items():
+        values = [v for vs in by_source.values() for v in vs]
+        rates[language] = SpeakingRate(min(values) / RATE_MARGIN, max(values) * RATE_MARGIN)
+        ranges[language] = {s: (min(v), max(v)) for s, v in by_source.items()}
+        progress(f"rates {language}: {len(values)} clips, {min(values):.1f}-{max(values):.1f} "
+                 "letters/s")
+    return rates, ranges
 
 
 def voice_separation(progress: Callable[[str], None]) -> Separation:
     """resemblyzer similarity to the same espeak speaker against other speakers."""
-    from honora_tts.qa.audio_metrics import SpeakerEncoder
+    from honora_tts.qa.audio_metrics import SpeakerEncoder, cosine
 
     encoder = SpeakerEncoder.shared()
     same: list[float] = []
     other: list[float] = []
     for language in ("en", "de", "es"):
-        items = _sentences(language, 3)
-        refs = {s: encoder.embed(*espeak.speak(items[0].text, _voice(language, s)))
+        items = clips_module.espeak_sentences(language)[:3]
+        refs = {s: encoder.embed(*espeak.speak(items[0], clips_module.espeak_voice(language, s)))
                 for s in espeak.SPEAKERS}
         for speaker in espeak.SPEAKERS:
-            for item in items[1:]:
-                embedding = encoder.embed(*espeak.speak(item.text, _voice(language, speaker)))
+            for text in items[1:]:
+                embedding = encoder.embed(*espeak.speak(
+                    text, clips_module.espeak_voice(language, speaker)))
                 for ref_speaker, ref in refs.items():
-                    value = float(np.dot(embedding, ref) / (np.linalg.norm(embedding)
-                                                            * np.linalg.norm(ref)))
-                    (same if ref_speaker == speaker else other).append(value)
+                    (same if ref_speaker == speaker else other).append(cosine(embedding, ref))
     progress(f"voice: {len(same)} same-speaker pairs, {len(other)} other-speaker pairs")
     return separate("speaker similarity", "other voice", other, "same voice", same,
                     keep_high_margin=VOICE_MARGIN)
 
 
-def text_trust(progress: Callable[[str], None]) -> tuple[TextTrust, float, list[dict[str, Any]]]:
-    """pocketsphinx's alignment check on English: the trust record, the trailing-audio
-    maximum, and one row per beam."""
+def whisper_trust(rows: list[Measured], backend: str, language: str
+                  ) -> tuple[TextTrust, Separation] | None:
+    """The WER check of a transcribing recogniser on ``language``: right text (the clip's
+    own) against wrong (another sentence), on every clean clip it transcribed."""
+    right, wrong = [], []
+    for row in rows:
+        measures = row.by_backend.get(backend)
+        if row.clip.kind != "correct" or row.clip.language != language or measures is None \
+                or measures.transcript is None or not row.other_text:
+            continue
+        right.append(min(measures.error_rates.wer, 1.0) if measures.error_rates else 1.0)
+        wrong.append(min(error_rates(row.other_text, measures.transcript.text, language).wer, 1.0))
+    if not right:
+        return None
+    split = separate(f"{backend} WER ({language})", "right text", right, "wrong text", wrong)
+    accepted = sum(v <= split.threshold for v in right) / len(right)
+    rejected = sum(v > split.threshold for v in wrong) / len(wrong)
+    trust = TextTrust(trusted=accepted >= TRUST_MIN_ACCEPTED and rejected >= TRUST_MIN_REJECTED,
+                      mismatch_max=split.threshold, accepted_right=accepted,
+                      rejected_wrong=rejected, clips=len(right))
+    return trust, split
+
+
+def alignment_trust(rows: list[Measured], progress: Callable[[str], None]
+                    ) -> tuple[TextTrust, list[dict[str, Any]]]:
+    """pocketsphinx's forced alignment on English clean clips, per beam."""
     from honora_tts.qa.speech.asr import PocketsphinxBackend
 
-    items = _sentences("en")
-    clips = [(item, espeak.speak(item.text, _voice("en", speaker)))
-             for item in items for speaker in CALIBRATION_SPEAKERS]
-    rows = []
-    trailing = []
+    clean = [r for r in rows if r.clip.kind == "correct" and r.clip.language == "en"
+             and r.other_text]
+    table = []
     for beam in ALIGN_BEAMS:
         backend = PocketsphinxBackend(align_beam=beam)
         right = wrong = 0
-        for index, (item, (samples, rate)) in enumerate(clips):
-            other = items[(items.index(item) + 1 + index % 3) % len(items)]
-            transcript = None
-            if beam == ALIGN_BEAMS[0]:
-                transcript = backend.transcribe(samples, rate, "en")
-                _start, end = speech_span(samples, rate)
-                if transcript.words:
-                    trailing.append(end - transcript.last_word_end_s)
-            right += backend.match_text(samples, rate, item.text, "en", transcript).mismatch == 0
-            wrong += backend.match_text(samples, rate, other.text, "en", transcript).mismatch == 1
-        rows.append({"beam": beam, "accepted_right": right / len(clips),
-                     "rejected_wrong": wrong / len(clips), "clips": len(clips)})
-        progress(f"pocketsphinx beam {beam:.0e}: right accepted {right}/{len(clips)}, wrong "
-                 f"rejected {wrong}/{len(clips)}")
-    eligible = [r for r in rows if r["accepted_right"] >= TRUST_MIN_ACCEPTED] or rows
+        for row in clean:
+            c = row.clip
+            right += backend.match_text(c.samples, c.rate, c.text, "en").mismatch == 0
+            wrong += backend.match_text(c.samples, c.rate, row.other_text, "en").mismatch == 1
+        table.append({"beam": beam, "accepted_right": right / len(clean),
+                      "rejected_wrong": wrong / len(clean), "clips": len(clean)})
+        progress(f"pocketsphinx beam {beam:.0e}: right accepted {right}/{len(clean)}, wrong "
+                 f"rejected {wrong}/{len(clean)}")
+    eligible = [r for r in table if r["accepted_right"] >= TRUST_MIN_ACCEPTED] or table
     best = max(eligible, key=lambda r: (r["rejected_wrong"], r["accepted_right"]))
     trust = TextTrust(
         trusted=bool(best["accepted_right"] >= TRUST_MIN_ACCEPTED
                      and best["rejected_wrong"] >= TRUST_MIN_REJECTED),
         mismatch_max=0.5, accepted_right=best["accepted_right"],
-        rejected_wrong=best["rejected_wrong"], clips=int(best["clips"]),
-        align_beam=best["beam"])
-    trailing_max = (max(trailing) if trailing else 0.0) + TRAILING_MARGIN_S
-    return trust, trailing_max, rows
+        rejected_wrong=best["rejected_wrong"], clips=int(best["clips"]), align_beam=best["beam"])
+    return trust, table
 
 
-@dataclass(frozen=True)
-class Case:
-    """One clip the checks must judge, with what it should get."""
+def recogniser_thresholds(rows: list[Measured], backend: str, trust: dict[str, TextTrust]
+                          ) -> tuple[RecogniserThresholds, list[Separation]]:
+    """A recogniser's transcript thresholds (see the module docstring)."""
+    whole = ("correct", "slow_3x", "clipped", "clipped_mild")
 
-    name: str
-    language: str
-    text: str
-    samples: np.ndarray
-    rate: int
-    reference: tuple[np.ndarray, int] | None
-    expected: str
+    def rates(kinds: Sequence[str], attr: str) -> list[float]:
+        return _values(rows, kinds, lambda m: getattr(m.error_rates, attr)
+                       if m.error_rates else math.nan, backend)
 
-
-def cases(language: str) -> list[Case]:
-    """The cases of one language: correct, noise, silence, cut, babble, other sentence,
-    other voice, time-stretched."""
-    items = _sentences(language)
-    item = max(items, key=lambda i: len(i.text))
-    other = min((i for i in items if i is not item and i is not items[2]),
-                key=lambda i: abs(len(i.text) - len(item.text)))
-    voice = _voice(language, "m1")
-    samples, rate = espeak.speak(item.text, voice)
-    reference = espeak.speak(items[2].text, voice)
-    other_voice = espeak.speak(items[2].text, _voice(language, "f4"))
-    wrong, _ = espeak.speak(other.text, voice)
-    return [
-        Case("correct", language, item.text, samples, rate, reference, "speech"),
-        Case("white noise", language, item.text, espeak.white_noise(3.0, rate), rate,
-             reference, "not_speech"),
-        Case("silence", language, item.text, espeak.silence(3.0, rate), rate, reference,
-             "not_speech"),
-        Case("cut in half", language, item.text, espeak.cut(samples, 0.5), rate, reference,
-             "truncated"),
-        Case("+ 5 s babble", language, item.text,
-             espeak.followed_by(samples, espeak.babble(5.0, voice)), rate, reference, "runaway"),
-        Case("another sentence", language, item.text, wrong, rate, reference,
-             "wrong_text (truncated if shorter)" if language == "en"
-             else "speech, text not_verified"),
-        Case("another voice", language, item.text, samples, rate, other_voice, "wrong_voice"),
-        Case("time-stretched x1.35", language, item.text, espeak.time_stretched(samples), rate,
-             reference, "speech or runaway"),
-    ]
+    tail = separate(f"{backend}: text missing at the end", "whole (clean, slow, clipped)",
+                    rates(whole, "missing_tail"), "truncated",
+                    rates(("truncated",), "missing_tail"), keep_low_margin=TRANSCRIPT_MARGIN)
+    extra = separate(f"{backend}: words after the text", "clean, clipped, fast, slow, cut",
+                     rates((*whole, "fast_3x", "truncated"), "extra_tail"), "babble",
+                     rates(("babble",), "extra_tail"), keep_low_margin=TRANSCRIPT_MARGIN)
+    repeats = _values(rows, (*whole, "fast_3x", "truncated", "wrong_text"),
+                      lambda m: m.repeat.count if m.repeat else math.nan, backend)
+    loops = _values(rows, ("loop",), lambda m: m.repeat.count if m.repeat else math.nan, backend)
+    repetition = separate(f"{backend}: back-to-back repeats", "no loop", repeats, "loop", loops,
+                          keep_low_margin=0.5)
+    trailing = _values(rows, ("correct",), lambda m: m.completeness.trailing_audio_s, backend)
+    limits = RecogniserThresholds(
+        trailing_audio_max_s=(max(trailing) if trailing else 0.0) + TRAILING_MARGIN_S,
+        repetition_max=max(1, math.floor(repetition.threshold)),
+        missing_tail_max=tail.threshold, extra_tail_max=extra.threshold, text_trust=trust)
+    return limits, [tail, extra, repetition]
 
 
-def judge_cases(thresholds: SpeechThresholds, progress: Callable[[str], None]
-                ) -> list[dict[str, Any]]:
-    from honora_tts.qa.speech.speech_verdict import check_clip
-
-    rows = []
-    for language in ("en", "de"):
-        for case in cases(language):
-            verdict = check_clip(case.samples, case.rate, case.text, language,
-                                 reference=case.reference, thresholds=thresholds)
-            ev = verdict.evidence
-            rows.append({"case": f"{language}: {case.name}", "expected": case.expected,
-                         "verdict": str(verdict.verdict), "text": str(verdict.text_check),
-                         **{k: ev[k] for k in ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_p808",
-                                               "wer", "speech_s", "expected_min_s",
-                                               "expected_max_s", "trailing_audio_s",
-                                               "speaker_similarity", "text_mismatch")}})
-            progress(f"{language}: {case.name}: {verdict.line()}")
-    return rows
-
-
-def calibrate(progress: Callable[[str], None] = print) -> tuple[SpeechThresholds, dict[str, Any]]:
-    """Measure everything and return the thresholds and the tables behind them."""
+def calibrate(progress: Callable[[str], None] = print, *, tiny_model_clips: int = 4,
+              measures_file: Path | None = None) -> tuple[SpeechThresholds, dict[str, Any]]:
+    """Measure everything and return the thresholds and the tables behind them.
+    ``measures_file``: where the measured clips are kept (pickle) and, when it exists, read
+    back instead of measuring again (thresholds and tables change without re-measuring)."""
     started = time.perf_counter()
+    backends = recognisers(progress)
     rates, observed = speaking_rates(progress)
-    quality = quality_separation(progress)
     voice = voice_separation(progress)
-    trust, trailing_max, beams = text_trust(progress)
+    clips = itertools.chain(clips_module.piper_clips(), clips_module.espeak_clips("en"),
+                            *(clips_module.espeak_clips(lang) for lang in ("de", "es", "fr")),
+                            clips_module.not_speech_clips(tiny_model_clips))
+    if measures_file is not None and measures_file.is_file():
+        with measures_file.open("rb") as handle:
+            rows = pickle.load(handle)
+        progress(f"measures read back from {measures_file} ({len(rows)} clips)")
+    else:
+        rows = measure_clips(clips, backends, progress)
+        if measures_file is not None:
+            with measures_file.open("wb") as handle:
+                pickle.dump(rows, handle)
+    quality = [separate(f"DNSMOS {name}", "not speech",
+                        _values(rows, clips_module.NOT_SPEECH_KINDS, attrgetter(f"quality.{attr}")),
+                        "speech", _values(rows, CLEAN_KINDS, attrgetter(f"quality.{attr}")),
+                        keep_high_margin=QUALITY_MARGIN)
+               for name, attr in (("SIG", "sig"), ("P.808", "p808"), ("OVRL", "ovrl"))]
+    clipping = separate("clipping ratio", "clean", _values(
+        rows, CLEAN_KINDS, lambda m: m.signal.clipping_ratio), "clipped", _values(
+        rows, ("clipped", "clipped_mild"), lambda m: m.signal.clipping_ratio),
+        keep_low_margin=0.001)
+    loudness = separate("loudness (LUFS)", "clean", _values(
+        rows, CLEAN_KINDS, lambda m: m.signal.loudness_lufs), "clipped x8", _values(
+        rows, ("clipped",), lambda m: m.signal.loudness_lufs), keep_low_margin=1.0)
+    per_backend: dict[str, RecogniserThresholds] = {}
+    transcript_separations: list[Separation] = []
+    beams: list[dict[str, Any]] = []
+    wer_separations: list[Separation] = []
+    for name in backends:
+        trust: dict[str, TextTrust] = {}
+        if name == "pocketsphinx":
+            trust["en"], beams = alignment_trust(rows, progress)
+        else:
+            for language in clips_module.ESPEAK_LANGUAGES:
+                found = whisper_trust(rows, name, language)
+                if found:
+                    trust[language], split = found
+                    wer_separations.append(split)
+        per_backend[name], separations = recogniser_thresholds(rows, name, trust)
+        transcript_separations += separations
     by_name = {s.measure: s for s in quality}
     thresholds = SpeechThresholds(
         dnsmos_sig_min=by_name["DNSMOS SIG"].threshold,
         dnsmos_p808_min=by_name["DNSMOS P.808"].threshold,
         dnsmos_ovrl_min=by_name["DNSMOS OVRL"].threshold,
         min_speech_s=MIN_SPEECH_S, speaking_rates=rates, slack_s=SLACK_S,
-        min_expected_max_s=MIN_EXPECTED_MAX_S,
-        trailing_audio_max_s={"pocketsphinx": trailing_max},
-        similarity_min=voice.threshold,
-        text_trust={"pocketsphinx": {"en": trust}},
+        min_expected_max_s=MIN_EXPECTED_MAX_S, clipping_ratio_max=clipping.threshold,
+        loudness_max_lufs=loudness.threshold, similarity_min=voice.threshold,
+        recognisers=per_backend,
         provenance={"command": "honora-tts calibrate-speech",
                     "espeak_ng": _espeak_version(),
+                    "recognisers": {n: b.model for n, b in backends.items()},
+                    "piper": "piper-tts " + _version("piper-tts") + " "
+                             + clips_module.piper_voice.VOICE_NAME,
                     "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
     )
-    case_rows = judge_cases(thresholds, progress)
-    tables = {"rates": observed, "separations": [*quality, voice], "beams": beams,
-              "cases": case_rows, "seconds": time.perf_counter() - started}
+    judged = judge_rows(rows, thresholds)
+    tables = {"rates": observed, "separations": [*quality, clipping, loudness, voice],
+              "wer": wer_separations, "transcript": transcript_separations, "beams": beams,
+              "judged": judged, "rows": rows, "clips": len(rows),
+              "seconds": time.perf_counter() - started}
     return thresholds, tables
+
+
+def judge_rows(rows: list[Measured], thresholds: SpeechThresholds) -> list[dict[str, Any]]:
+    """Every clip judged by every recogniser: one row each, flat."""
+    from honora_tts.qa.speech.speech_verdict import judge
+
+    out = []
+    for row in rows:
+        for backend, measures in row.by_backend.items():
+            verdict = judge(measures, thresholds)
+            ev = verdict.evidence
+            caught = str(verdict.verdict) in row.clip.expected
+            if row.clip.kind == "correct":
+                caught = verdict.verdict == "speech"
+            out.append({"source": row.clip.source, "kind": row.clip.kind,
+                        "language": row.clip.language, "backend": backend,
+                        "verdict": str(verdict.verdict), "text": str(verdict.text_check),
+                        "as_expected": caught, "reason": verdict.reasons[0],
+                        **{k: ev[k] for k in ("wer", "dnsmos_sig", "dnsmos_p808",
+                                              "dnsmos_ovrl", "speech_s", "letters_per_s",
+                                              "expected_min_s", "expected_max_s",
+                                              "clipping_ratio", "loudness_lufs",
+                                              "missing_tail", "extra_tail", "repeat_count")}})
+    return out
 
 
 def _espeak_version() -> str:
@@ -341,70 +420,13 @@ def _espeak_version() -> str:
     return done.stdout.strip()
 
 
-def _f(value: Any, digits: int = 2) -> str:
-    if isinstance(value, float):
-        return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
-    return str(value)
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
 
-
-def markdown(thresholds: SpeechThresholds, tables: dict[str, Any]) -> str:
-    """The calibration tables in markdown."""
-    lines = [(f"Generated by `{thresholds.provenance['command']}` at "
-             f"{thresholds.provenance['generated_at']} ({thresholds.provenance['espeak_ng']}) "
-             f"in {tables['seconds']:.0f} s; thresholds in "
-             "`honora_tts/qa/speech/calibration.json`."), "",
-             "**Thresholds between classes** (values: min / median / max)", "",
-             ("| measure | below | values | above | values | threshold | separated | "
-             "accuracy |"), "|---|---|---|---|---|---|---|---|"]
-    for s in tables["separations"]:
-        def stats(v: Sequence[float]) -> str:
-            return f"{min(v):.3f} / {float(np.median(v)):.3f} / {max(v):.3f} (n={len(v)})"
-
-        lines.append(f"| {s.measure} | {s.low_label} | {stats(s.low)} | {s.high_label} | "
-                     f"{stats(s.high)} | {s.threshold:.3f} | {'yes' if s.separated else 'NO'} "
-                     f"| {s.accuracy:.2f} |")
-    lines += ["", ("A clip is not speech when any of SIG, P.808 and OVRL is below its "
-              "threshold. Where the classes overlap, a DNSMOS threshold sits "
-              f"{QUALITY_MARGIN} below the lowest speech value and the voice threshold "
-              f"{VOICE_MARGIN} below the lowest same-voice similarity, so that speech is never "
-              "called noise nor the right voice wrong; the accuracy column is at the threshold "
-              "kept."), "",
-              (f"**Speaking rates** (letters per second of speech time; espeak-ng at "
-              f"{', '.join(map(str, RATES_WPM))} wpm, voices "
-              f"{', '.join(CALIBRATION_SPEAKERS)}; accepted = observed widened x{RATE_MARGIN}; "
-              f"slack {SLACK_S} s both ways; the longest accepted span is never under "
-              f"{MIN_EXPECTED_MAX_S} s)"), "",
-              "| language | observed min | observed max | accepted min | accepted max |",
-              "|---|---|---|---|---|"]
-    for language, (low, high) in tables["rates"].items():
-        rate = thresholds.speaking_rates[language]
-        lines.append(f"| {language} | {low:.1f} | {high:.1f} | {rate.min_letters_per_s:.1f} | "
-                     f"{rate.max_letters_per_s:.1f} |")
-    lines += ["", ("**Text check: pocketsphinx forced alignment, English** (right text: the "
-              "clip's own sentence; wrong: another golden sentence)"), "",
-              "| beam | right accepted | wrong rejected | clips |", "|---|---|---|---|"]
-    for row in tables["beams"]:
-        lines.append(f"| {row['beam']:.0e} | {row['accepted_right']:.0%} | "
-                     f"{row['rejected_wrong']:.0%} | {row['clips']} |")
-    trust = thresholds.text_trust["pocketsphinx"]["en"]
-    lines += ["", (f"Kept: beam {trust.align_beam:.0e}; trusted for English: "
-              f"**{'yes' if trust.trusted else 'no'}** (needs >= {TRUST_MIN_ACCEPTED:.0%} "
-              f"accepted and >= {TRUST_MIN_REJECTED:.0%} rejected). No other language has a "
-              "calibrated recogniser here: their text check reports `not_verified`. "
-              f"Trailing audio after the last recognised word: at most "
-              f"{thresholds.trailing_audio_max_s['pocketsphinx']:.2f} s."), "",
-              "**Every case judged with these thresholds** (measure x case)", "",
-              ("| case | expected | verdict | text | OVRL | SIG | P.808 | WER | speech s | "
-              "expected s | trailing s | similarity | mismatch |"),
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in tables["cases"]:
-        lines.append(
-            f"| {r['case']} | {r['expected']} | **{r['verdict']}** | {r['text']} | "
-            f"{_f(r['dnsmos_ovrl'])} | {_f(r['dnsmos_sig'])} | {_f(r['dnsmos_p808'])} | "
-            f"{_f(r['wer'])} | {_f(r['speech_s'])} | {_f(r['expected_min_s'])}-"
-            f"{_f(r['expected_max_s'])} | {_f(r['trailing_audio_s'])} | "
-            f"{_f(r['speaker_similarity'], 3)} | {_f(r['text_mismatch'], 0)} |")
-    return "\n".join(lines) + "\n"
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
 
 
 def write_doc(text: str, path: Path = DOC_FILE) -> Path:
@@ -418,24 +440,25 @@ def write_doc(text: str, path: Path = DOC_FILE) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="honora-tts calibrate-speech",
-        description="Calibrate the speech verdict's thresholds on espeak-ng clips; writes "
-        "honora_tts/qa/speech/calibration.json and the tables in docs/speech_checks.md.")
-    parser.add_argument("--out", type=Path, default=CALIBRATION_FILE,
-                        help="thresholds file to write")
-    parser.add_argument("--doc", type=Path, default=DOC_FILE,
-                        help="markdown file whose calibration section is rewritten ('' : none)")
-    args = parser.parse_args(argv)
-    if not espeak.espeak_available():
-        print("honora-tts calibrate-speech: espeak-ng is not installed (apt-get install "
-              "espeak-ng)", file=sys.stderr)
-        return 2
-    thresholds, tables = calibrate(lambda line: print(line, file=sys.stderr, flush=True))
-    print(f"thresholds -> {write_thresholds(thresholds, args.out)}")
-    text = markdown(thresholds, tables)
-    if str(args.doc):
-        print(f"tables -> {write_doc(text, args.doc)}")
-    print(text)
-    return 0
+def case_summary(judged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (kind, source, recogniser): clips, how many got the verdict they should, and the
+    verdicts given."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for row in judged:
+        source = row["source"] if row["source"] != "espeak" else f"espeak {row['language']}"
+        groups.setdefault((row["kind"], source, row["backend"]), []).append(row)
+    order = list(clips_module.KINDS)
+    out = []
+    for (kind, source, backend), members in sorted(
+            groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1], kv[0][2])):
+        verdicts: dict[str, int] = {}
+        for m in members:
+            verdicts[m["verdict"]] = verdicts.get(m["verdict"], 0) + 1
+        wers = [m["wer"] for m in members if math.isfinite(m["wer"])]
+        out.append({"kind": kind, "source": source, "backend": backend, "clips": len(members),
+                    "as_expected": sum(m["as_expected"] for m in members),
+                    "flagged": sum(m["verdict"] != "speech" for m in members),
+                    "verdicts": verdicts,
+                    "wer_median": float(np.median(wers)) if wers else math.nan,
+                    "verified": sum(m["text"] == "verified" for m in members)})
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,9 +17,10 @@ import numpy as np
 from honora_tts import audio
 from honora_tts.qa import audio_metrics
 from honora_tts.qa.speech.asr import AsrBackend, TextMatch, Transcript, asr_backend
-from honora_tts.qa.speech.completeness import Completeness, measure_completeness
+from honora_tts.qa.speech.completeness import Completeness, measure_completeness, speech_time
 from honora_tts.qa.speech.intelligibility import ErrorRates, error_rates
 from honora_tts.qa.speech.predicted_quality import PredictedQuality, predict_quality
+from honora_tts.qa.speech.repetition import Repeat, excess_repeat
 
 #: Every backend reads 16 kHz: the clip is resampled once, its levels measured at its own rate.
 RATE = 16_000
@@ -30,9 +32,9 @@ VOICE_MODEL = "resemblyzer VoiceEncoder (pretrained.pt in its wheel), cosine of 
 
 @dataclass(frozen=True)
 class SpeechMeasures:
-    """What one clip measures. ``transcript``, ``error_rates`` and ``text_match`` are None
-    when no recogniser covers the language; ``speaker_similarity`` is NaN without a
-    reference."""
+    """What one clip measures. ``transcript``, ``error_rates``, ``text_match`` and ``repeat``
+    (the transcript's longest back-to-back repeat beyond the text's own) are None when no
+    recogniser covers the language; ``speaker_similarity`` is NaN without a reference."""
 
     text: str
     language: str
@@ -44,6 +46,8 @@ class SpeechMeasures:
     error_rates: ErrorRates | None
     text_match: TextMatch | None
     speaker_similarity: float
+    repeat: Repeat | None = None
+    weak_recogniser: bool = False
     backends: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,28 +59,37 @@ class SpeechMeasures:
 
 def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: str, *,
                    reference: tuple[np.ndarray, int] | None = None,
-                   asr: AsrBackend | None = None) -> SpeechMeasures:
-    """Measure one clip against the text it should say (and the voice it should have)."""
+                   asr: AsrBackend | None = None,
+                   quality: PredictedQuality | None = None) -> SpeechMeasures:
+    """Measure one clip against the text it should say (and the voice it should have).
+    ``quality``: the clip's DNSMOS scores when already known (the calibration measures each
+    clip with several recognisers)."""
     x = np.asarray(samples, dtype=np.float32)
     finite = bool(np.isfinite(x).all())
     if not finite:
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
     signal = audio_metrics.measure(x, sample_rate)
     x = audio.resample(x, sample_rate, RATE)
-    quality = predict_quality(x, RATE)
     asr = asr or asr_backend()
-    transcript = rates = match = None
+    # DNSMOS and the voice embedding run beside the recogniser (each releases the GIL in its
+    # runtime): one clip's measures take about the longest of them, not their sum.
+    quality_job = None if quality is not None else _POOL.submit(predict_quality, x, RATE)
+    voice_job = None
+    if reference is not None and speech_time(x, RATE) >= 0.1:
+        voice_job = _POOL.submit(_similarity, x, reference)
+    transcript = rates = match = repeat = None
     if asr.covers(language) and x.size:
         transcript = asr.transcribe(x, RATE, language)
         rates = error_rates(text, transcript.text, language, backend=asr.name, model=asr.model)
         match = asr.match_text(x, RATE, text, language, transcript)
+        repeat = excess_repeat(text, transcript.text, language)
     completeness = measure_completeness(
         x, RATE, text, language,
         last_word_end_s=transcript.last_word_end_s if transcript else math.nan)
-    similarity = math.nan
-    if reference is not None and completeness.speech_s >= 0.1:
-        encoder = audio_metrics.SpeakerEncoder.shared()
-        similarity = audio_metrics.cosine(encoder.embed(x, RATE), _reference_embedding(reference))
+    if quality_job is not None:
+        quality = quality_job.result()
+    assert quality is not None
+    similarity = voice_job.result() if voice_job is not None else math.nan
     backends = {"signal": SIGNAL_BACKEND,
                 "quality": f"{quality.backend}: {quality.model}",
                 "asr": f"{asr.name}: {asr.model}",
@@ -84,7 +97,15 @@ def measure_speech(samples: np.ndarray, sample_rate: int, text: str, language: s
     return SpeechMeasures(text=text, language=language, finite=finite, signal=signal,
                           quality=quality, completeness=completeness, transcript=transcript,
                           error_rates=rates, text_match=match, speaker_similarity=similarity,
-                          backends=backends)
+                          repeat=repeat, weak_recogniser=bool(asr.weak), backends=backends)
+
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="speech-measures")
+
+
+def _similarity(x: np.ndarray, reference: tuple[np.ndarray, int]) -> float:
+    encoder = audio_metrics.SpeakerEncoder.shared()
+    return audio_metrics.cosine(encoder.embed(x, RATE), _reference_embedding(reference))
 
 
 _REFERENCES: dict[str, np.ndarray] = {}

@@ -1,7 +1,6 @@
-"""Clips spoken by espeak-ng (a formant synthesiser, installed with the system) and the
-degraded cases the speech checks must catch: noise, silence, a sentence cut short, a sentence
-followed by babble, a time-stretched clip. The calibration, the tests and the release gate's
-examples are built from these; nothing here is downloaded."""
+"""Clips spoken by espeak-ng (a formant synthesiser, installed with the system), in every
+language the golden set has, and espeak babble; the degraded kinds made from them live in
+:mod:`.degradations`. Nothing here is downloaded."""
 
 from __future__ import annotations
 
@@ -11,11 +10,11 @@ import subprocess
 import numpy as np
 
 from honora_tts import audio
+from honora_tts.qa.speech.degradations import babble_text
 
 ESPEAK_RATE = 22_050
 #: espeak-ng voice variants used as distinct speakers (``VOICE+VARIANT``).
 SPEAKERS = ("m1", "f3", "m7", "f4")
-_BABBLE_SYLLABLES = ("ba", "lo", "mi", "ta", "ke", "ru", "no", "si", "da", "po", "fe", "gu")
 
 
 class EspeakUnavailable(RuntimeError):
@@ -53,55 +52,11 @@ def _fix_stream_header(data: bytes) -> bytes:
     return bytes(fixed)
 
 
-def white_noise(seconds: float, rate: int = ESPEAK_RATE, level: float = 0.2,
-                seed: int = 0) -> np.ndarray:
-    return (np.random.default_rng(seed).normal(0, level / 3, int(seconds * rate))
-            .clip(-1, 1).astype(np.float32))
-
-
-def pink_noise(seconds: float, rate: int = ESPEAK_RATE, level: float = 0.2,
-               seed: int = 0) -> np.ndarray:
-    """1/f noise (spectrum shaped from white noise), peak ``level``."""
-    n = int(seconds * rate)
-    spectrum = np.fft.rfft(np.random.default_rng(seed).normal(0, 1, n))
-    spectrum /= np.sqrt(np.maximum(np.arange(spectrum.size), 1))
-    x = np.fft.irfft(spectrum, n)
-    return (level * x / max(float(np.abs(x).max()), 1e-9)).astype(np.float32)
-
-
-def silence(seconds: float, rate: int = ESPEAK_RATE) -> np.ndarray:
-    return np.zeros(int(seconds * rate), dtype=np.float32)
-
-
 def babble(seconds: float, voice: str = "en-us", seed: int = 0) -> np.ndarray:
     """``seconds`` of speech-like nonsense syllables in ``voice`` (what a model that does not
     stop produces), at espeak's rate."""
-    rng = np.random.default_rng(seed)
-    words = " ".join("".join(rng.choice(_BABBLE_SYLLABLES, size=int(rng.integers(2, 4))))
-                     for _ in range(int(seconds * 4) + 8))
-    samples, _ = speak(words, voice)
+    samples, _ = speak(babble_text(seconds, seed), voice)
     needed = int(seconds * ESPEAK_RATE)
     while samples.size < needed:
         samples = np.concatenate([samples, samples])
     return samples[:needed]
-
-
-def cut(samples: np.ndarray, fraction: float = 0.5) -> np.ndarray:
-    """The first ``fraction`` of a clip (a sentence cut off)."""
-    return samples[: int(samples.size * fraction)].copy()
-
-
-def followed_by(samples: np.ndarray, extra: np.ndarray) -> np.ndarray:
-    return np.concatenate([samples, extra]).astype(np.float32)
-
-
-def with_noise(samples: np.ndarray, snr_db: float = 5.0, seed: int = 1) -> np.ndarray:
-    """``samples`` with white noise added at ``snr_db`` (signal RMS over noise RMS)."""
-    rms = float(np.sqrt(np.mean(np.square(samples)))) or 1e-4
-    noise = np.random.default_rng(seed).normal(0, rms / (10 ** (snr_db / 20)), samples.size)
-    return np.clip(samples + noise, -1, 1).astype(np.float32)
-
-
-def time_stretched(samples: np.ndarray, factor: float = 1.35) -> np.ndarray:
-    """``samples`` played ``factor`` times slower (pitch drops with it: a resampled clip)."""
-    return audio.resample(samples, 1000, round(1000 * factor))

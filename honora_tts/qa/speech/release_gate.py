@@ -4,9 +4,18 @@ verdict against the tolerances of :class:`Tolerances` (documented in
 ``docs/speech_checks.md``).
 
 Per measure: the mean paired delta (candidate - baseline) with a 95 % bootstrap confidence
-interval and the Wilcoxon signed-rank p-value. The gate FAILs when a mean delta is worse than
-its tolerance, or when a clip becomes ``not_speech``, ``truncated`` or ``runaway`` whose
-baseline clip was not.
+interval and the Wilcoxon signed-rank p-value. The gate FAILs when
+
+- a gated measure's whole confidence interval lies beyond its tolerance (worse by more than
+  the tolerance with 95 % confidence; a mean past the tolerance whose interval still reaches
+  it is reported, not failed): the tolerances come from the build's own noise floor
+  (:mod:`.noise_floor`: the golden set spoken twice by the same build with different seeds),
+  else the defaults of :class:`Tolerances`;
+- any clip is catastrophic: its WER rises above :data:`CATASTROPHIC_WER` (the baseline's was
+  not), or its verdict becomes one of :data:`BAD_VERDICTS` (the baseline's was not).
+
+A gated measure with no pairs (speaker similarity without reference voices) is reported as not
+measured, and a PASS says so: it cannot claim what it did not measure.
 
 Clip directories hold ``<voice>/<item id>.wav`` (``<item id>.wav`` at the top for clips made
 without a reference voice); the items are the golden set's ids.
@@ -15,9 +24,10 @@ without a reference voice); the items are the golden set's ids.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +42,13 @@ if TYPE_CHECKING:
     from honora_tts.client import EndpointClient
 
 NO_VOICE = "-"
+#: A voice name is a folder of clips (``<dir>/<voice>/<id>.wav``): one path component.
+VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Verdicts a candidate may not newly produce.
-BAD_VERDICTS = ("not_speech", "truncated", "runaway")
+BAD_VERDICTS = ("not_speech", "distorted", "truncated", "runaway", "too_fast", "too_slow",
+                "wrong_text")
+#: A clip whose WER rises above this fails the gate by itself (the field's per-clip line).
+CATASTROPHIC_WER = 0.5
 
 
 class GateInputError(ValueError):
@@ -53,9 +68,13 @@ class Tolerance:
 
 @dataclass(frozen=True)
 class Tolerances:
+    """How much worse each gated measure's mean may get, and where the figures came from
+    (``source``: the defaults, or the noise-floor file they were read from)."""
+
     wer: float = 0.02
     speaker_similarity: float = 0.03
     dnsmos_ovrl: float = 0.1
+    source: str = "defaults"
 
     def rules(self) -> list[Tolerance]:
         return [Tolerance("wer", "WER", self.wer, False),
@@ -72,6 +91,16 @@ REPORTED = ("wer", "cer", "speaker_similarity", "dnsmos_ovrl", "dnsmos_sig", "dn
 
 
 # ------------------------------------------------------------------------------ clip tables
+
+
+def check_voice_names(voices: Mapping[str, object]) -> None:
+    """Refuse a voice name that is not one plain folder name (``../x`` would write outside
+    the results folder): letters, digits, ``.``, ``_``, ``-``, starting with a letter or digit."""
+    for name in voices:
+        if name != NO_VOICE and (not VOICE_NAME.fullmatch(name) or set(name) == {"."}):
+            raise GateInputError(
+                f"voice name {name!r} is not a folder name: use letters, digits, '.', '_' and "
+                "'-' (starting with a letter or digit), e.g. --voice billy=voices/billy.wav")
 
 
 def select_items(languages: Sequence[str] = (), items: Sequence[str] = ()) -> list[GoldenItem]:
@@ -106,6 +135,9 @@ def clips_from_directory(root: str | Path, items: Sequence[GoldenItem] | None = 
         relative = path.relative_to(root)
         if path.stem not in by_id or len(relative.parts) > 2:
             continue
+        if not path.is_file():
+            raise GateInputError(f"clip {path} is not a regular file (a device, FIFO or a "
+                                 "link to one): the gate reads audio files only")
         voice = relative.parts[0] if len(relative.parts) == 2 else NO_VOICE
         item = by_id[path.stem]
         rows.append({"voice": voice, "item": item.id, "language": item.language,
@@ -128,6 +160,7 @@ def synthesize_clips(client: EndpointClient, out_dir: str | Path,
 
     items = list(items or golden_set())
     voices = dict(voices or {NO_VOICE: ""})
+    check_voice_names(voices)
     out = Path(out_dir)
     jobs = [(v, i) for v in voices for i in items]
     for voice, item in tqdm(jobs, desc=f"synthesizing {out.name}", disable=not progress,
@@ -188,7 +221,9 @@ def wilcoxon_p(deltas: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class MeasureDelta:
-    """One measure's paired comparison and, for gated measures, its verdict."""
+    """One measure's paired comparison and, for gated measures, its verdict: ``regressed``
+    when the whole interval is worse than the tolerance, ``beyond_mean`` when only the mean
+    is (reported, not failed)."""
 
     measure: str
     pairs: int
@@ -201,6 +236,25 @@ class MeasureDelta:
     tolerance: float | None = None
     higher_is_better: bool | None = None
     regressed: bool = False
+    beyond_mean: bool = False
+
+    @property
+    def gated(self) -> bool:
+        return self.tolerance is not None
+
+    @property
+    def measured(self) -> bool:
+        return self.pairs > 0
+
+    def worse(self, value: float) -> float:
+        """How much worse ``value`` (a delta) is, in this measure's bad direction."""
+        return -value if self.higher_is_better else value
+
+    @property
+    def worst_bound(self) -> float:
+        """The interval's bound nearest to no change, in the bad direction: the least the
+        candidate is worse by, with 95 % confidence."""
+        return min(self.worse(self.ci_low), self.worse(self.ci_high))
 
 
 def deltas(paired: pd.DataFrame, tolerances: Tolerances = DEFAULT_TOLERANCES) -> list[MeasureDelta]:
@@ -215,30 +269,44 @@ def deltas(paired: pd.DataFrame, tolerances: Tolerances = DEFAULT_TOLERANCES) ->
         low, high = bootstrap_ci(d)
         rule = rules.get(measure)
         mean = float(d.mean()) if d.size else math.nan
-        regressed = False
-        if rule is not None and d.size:
-            worse = -mean if rule.higher_is_better else mean
-            regressed = worse > rule.limit
-        out.append(MeasureDelta(
+        delta = MeasureDelta(
             measure=measure, pairs=int(d.size),
             baseline_mean=float(frame[f"{measure}_base"].mean()) if d.size else math.nan,
             candidate_mean=float(frame[f"{measure}_cand"].mean()) if d.size else math.nan,
             mean_delta=mean, ci_low=low, ci_high=high, wilcoxon_p=wilcoxon_p(d),
             tolerance=rule.limit if rule else None,
-            higher_is_better=rule.higher_is_better if rule else None, regressed=regressed))
+            higher_is_better=rule.higher_is_better if rule else None)
+        if rule is not None and d.size:
+            delta = replace(delta, regressed=delta.worst_bound > rule.limit,
+                            beyond_mean=delta.worse(mean) > rule.limit)
+        out.append(delta)
     return out
 
 
 def new_bad_clips(paired: pd.DataFrame) -> pd.DataFrame:
-    """Clips whose candidate verdict is not_speech, truncated or runaway while the baseline's
-    was not."""
+    """Catastrophic clips: the candidate's verdict is one of :data:`BAD_VERDICTS` while the
+    baseline's was not, or its WER rose above :data:`CATASTROPHIC_WER` from at most that.
+    Column ``why`` says which."""
     bad = paired["verdict_cand"].isin(BAD_VERDICTS) & ~paired["verdict_base"].isin(BAD_VERDICTS)
-    return paired.loc[bad, ["voice", "item", "verdict_base", "verdict_cand", "reason_cand"]]
+    why = pd.Series("", index=paired.index, dtype=object)
+    why[bad] = paired.loc[bad, "verdict_cand"].astype(str)
+    if "wer_cand" in paired and "wer_base" in paired:
+        cand = pd.to_numeric(paired["wer_cand"], errors="coerce")
+        base = pd.to_numeric(paired["wer_base"], errors="coerce")
+        risen = (cand > CATASTROPHIC_WER) & ~(base > CATASTROPHIC_WER)
+        for index in paired.index[risen]:
+            rise = f"WER {base[index]:.2f} -> {cand[index]:.2f}"
+            why[index] = f"{why[index]}, {rise}" if why[index] else rise
+        bad = bad | risen
+    columns = [c for c in ("voice", "item", "verdict_base", "verdict_cand", "wer_base",
+                           "wer_cand", "reason_cand") if c in paired]
+    return paired.loc[bad, columns].assign(why=why[bad])
 
 
 @dataclass(frozen=True)
 class GateResult:
-    """The gate's verdict (PASS/FAIL), what regressed, and the tables behind it."""
+    """The gate's verdict (PASS/FAIL), what regressed, and the tables behind it. ``judges``:
+    the models that measured (:mod:`.judges`), pinned by hash."""
 
     verdict: str
     reasons: tuple[str, ...]
@@ -246,15 +314,30 @@ class GateResult:
     new_bad: tuple[dict[str, Any], ...]
     pairs: int
     tolerances: Tolerances = DEFAULT_TOLERANCES
+    judges: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return self.verdict == "PASS"
 
+    @property
+    def not_measured(self) -> tuple[str, ...]:
+        """Gated measures without a single pair."""
+        return tuple(d.measure for d in self.deltas if d.gated and not d.measured)
+
+    @property
+    def within(self) -> tuple[str, ...]:
+        return tuple(d.measure for d in self.deltas if d.gated and d.measured)
+
     def headline(self) -> str:
+        labels = {r.measure: r.label for r in self.tolerances.rules()}
+        missing = ", ".join(labels[m] for m in self.not_measured)
+        unmeasured = f"; NOT MEASURED: {missing}" if missing else ""
         if self.passed:
-            return f"GATE: PASS ({self.pairs} paired clips within tolerance)"
-        return f"GATE: FAIL: {'; '.join(self.reasons)}"
+            checked = ", ".join(labels[m] for m in self.within) or "no gated measure"
+            return (f"GATE: PASS ({self.pairs} paired clips; within tolerance: {checked}; no "
+                    f"catastrophic clip{unmeasured})")
+        return f"GATE: FAIL: {'; '.join(self.reasons)}{unmeasured}"
 
     def deltas_table(self) -> pd.DataFrame:
         return pd.DataFrame([asdict(d) for d in self.deltas])
@@ -262,11 +345,13 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "passed": self.passed, "headline": self.headline(),
                 "reasons": list(self.reasons), "pairs": self.pairs,
-                "tolerances": asdict(self.tolerances),
-                "deltas": [asdict(d) for d in self.deltas], "new_bad_clips": list(self.new_bad)}
+                "tolerances": asdict(self.tolerances), "not_measured": list(self.not_measured),
+                "deltas": [asdict(d) for d in self.deltas], "new_bad_clips": list(self.new_bad),
+                "judges": self.judges}
 
 
-def decide(paired: pd.DataFrame, tolerances: Tolerances = DEFAULT_TOLERANCES) -> GateResult:
+def decide(paired: pd.DataFrame, tolerances: Tolerances = DEFAULT_TOLERANCES, *,
+           judges: dict[str, Any] | None = None) -> GateResult:
     """The gate's verdict of a paired table (see the module docstring)."""
     measured = deltas(paired, tolerances)
     reasons = []
@@ -276,32 +361,40 @@ def decide(paired: pd.DataFrame, tolerances: Tolerances = DEFAULT_TOLERANCES) ->
             direction = "fell" if d.higher_is_better else "rose"
             reasons.append(
                 f"{labels[d.measure]} {direction} by {abs(d.mean_delta):.3f} (95% CI "
-                f"{d.ci_low:+.3f} to {d.ci_high:+.3f}, Wilcoxon p={d.wilcoxon_p:.3g}; "
-                f"tolerance {d.tolerance})")
+                f"{d.ci_low:+.3f} to {d.ci_high:+.3f}, the whole interval past the tolerance "
+                f"{d.tolerance:.3g} ({tolerances.source}); Wilcoxon p={d.wilcoxon_p:.3g})")
     bad = new_bad_clips(paired)
     if len(bad):
-        counts = bad["verdict_cand"].value_counts().to_dict()
-        names = ", ".join(f"{r.voice}/{r.item} ({r.verdict_cand})"
-                          for r in bad.head(6).itertuples())
+        counts = bad["why"].str.split(",").str[0].str.replace(r"^WER.*", "WER > 0.5",
+                                                              regex=True).value_counts()
+        names = ", ".join(f"{r.voice}/{r.item} ({r.why})" for r in bad.head(6).itertuples())
         more = f" and {len(bad) - 6} more" if len(bad) > 6 else ""
-        reasons.append("new " + ", ".join(f"{k} x{v}" for k, v in counts.items())
-                       + f" clips: {names}{more}")
+        reasons.append("catastrophic clips: "
+                       + ", ".join(f"{k} x{v}" for k, v in counts.to_dict().items())
+                       + f": {names}{more}")
     return GateResult("FAIL" if reasons else "PASS", tuple(reasons), tuple(measured),
-                      tuple(bad.to_dict("records")), len(paired), tolerances)
+                      tuple(bad.to_dict("records")), len(paired), tolerances, judges or {})
 
 
 # ------------------------------------------------------------------------------------ plots
 
 
 def verdict_html(result: GateResult) -> str:
-    """A banner for the notebook: green PASS or red FAIL with what regressed."""
+    """A banner for the notebook: green PASS or red FAIL with what regressed, what was not
+    measured, and the tolerances' source."""
     import html
 
     colour = "#1a7f37" if result.passed else "#c00"
     items = "".join(f"<li>{html.escape(r)}</li>" for r in result.reasons)
+    missing = ", ".join(result.not_measured)
+    note = (f"<div style='color:#9a6700'><b>Not measured:</b> {html.escape(missing)} (no "
+            "pairs: e.g. no reference voices); this verdict says nothing about it.</div>"
+            if missing else "")
     return (f'<div style="border:3px solid {colour};padding:10px;font-size:1.2em">'
             f'<b style="color:{colour};font-size:1.4em">GATE: {result.verdict}</b> '
-            f"({result.pairs} paired clips){'<ul>' + items + '</ul>' if items else ''}</div>")
+            f"({result.pairs} paired clips; tolerances: "
+            f"{html.escape(result.tolerances.source)})"
+            f"{'<ul>' + items + '</ul>' if items else ''}{note}</div>")
 
 
 def plot_paired_deltas(paired: pd.DataFrame, result: GateResult) -> Figure:
@@ -325,7 +418,8 @@ def plot_paired_deltas(paired: pd.DataFrame, result: GateResult) -> Figure:
         ax.axhline(0, color="black", linewidth=0.8)
         ax.axhline(limit, color="#c00", linestyle=":", label=f"tolerance {limit:+.2f}")
         ax.set_xticks([])
-        state = "REGRESSED" if d.regressed else ("ok" if d.pairs else "not measured")
+        state = ("REGRESSED" if d.regressed else "mean past tolerance, CI not" if d.beyond_mean
+                 else "ok" if d.pairs else "NOT MEASURED")
         ax.set_title(f"{d.measure}: {state}\n"
                      f"Wilcoxon p={d.wilcoxon_p:.3g}, n={d.pairs}", fontsize=10, color=colour)
         ax.set_ylabel("candidate - baseline")
@@ -352,12 +446,19 @@ def plot_sentence_heatmap(paired: pd.DataFrame) -> Figure:
     fig, ax = plt.subplots(figsize=(1.4 * len(measures) + 3, 0.3 * len(table) + 1.5))
     image = ax.imshow((worse / scale).to_numpy(dtype=float), cmap="RdYlGn_r", vmin=-1, vmax=1,
                       aspect="auto")
-    ax.set_xticks(range(len(measures)), measures, rotation=30, ha="right", fontsize=8)
+    # Each column is scaled by its own largest change: the colour bar is in those units, and
+    # each column's label says what full colour means in that measure's own units.
+    ax.set_xticks(range(len(measures)),
+                  [f"{m}\n(full colour = {scale[m]:.3g})" for m in measures], rotation=30,
+                  ha="right", fontsize=8)
     ax.set_yticks(range(len(table)), table.index, fontsize=7)
     for (row, col), value in np.ndenumerate(table.to_numpy(dtype=float)):
         if math.isfinite(value):
             ax.text(col, row, f"{value:+.2f}", ha="center", va="center", fontsize=6)
-    fig.colorbar(image, ax=ax, label="worse (red) / better (green), scaled per column")
+    bar = fig.colorbar(image, ax=ax, ticks=[-1, -0.5, 0, 0.5, 1])
+    bar.ax.set_yticklabels(["better by the column's\nlargest change", "half", "no change",
+                            "half", "worse by the column's\nlargest change"], fontsize=7)
+    bar.set_label("change as a share of the column's largest change (its label)", fontsize=8)
     ax.set_title("Per-sentence delta (candidate - baseline)")
     fig.tight_layout()
     return fig

@@ -118,6 +118,19 @@ _FIXES = {
         ("Check the language code sent with the text, the worker's text splitting and "
         "normalisation, and that outputs are not mixed up between jobs (output object keys, "
         "request ids).")),
+    "distorted": (
+        "The audio is clipped or driven too loud: samples pile up at full scale.",
+        ("Check the output gain and the encoder (a float clip written without limiting, fp16 "
+        "overflow on the GPU: try HONORA_FP16=0), and that the voice reference is not itself "
+        "clipped; listen to the saved clips.")),
+    "too_fast": (
+        "Every word is there but spoken far too fast for the text.",
+        ("Check the speed parameter sent (params.speed, HONORA_SYNTHESIS_PARAMS) and the "
+        "output sample rate the audio is labelled with (audio played at the wrong rate).")),
+    "too_slow": (
+        "Every word is there but spoken far too slowly for the text.",
+        ("Check the speed parameter sent and the sample rate the audio is labelled with; a "
+        "voice reference with long pauses slows XTTS down.")),
     "wrong_voice": (
         "The voice does not match the reference voice.",
         ("Check that the worker used the voice sent (voice_url reached it; not the default "

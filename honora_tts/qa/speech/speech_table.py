@@ -1,12 +1,19 @@
 """Speech verdicts of a table of clips (one row per clip): what notebook 02, the release gate
-and deploy verification measure in batches, with a progress bar."""
+and deploy verification measure in batches, with a progress bar. The models load once per
+process; a clip whose audio, text, language, reference and recogniser were judged before in
+this process (a gate's baseline directory measured again, two identical clips) is not
+measured twice: the measures are deterministic functions of those."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from honora_tts.qa.speech.thresholds import SpeechThresholds, load_thresholds
@@ -14,8 +21,17 @@ from honora_tts.qa.speech.thresholds import SpeechThresholds, load_thresholds
 #: Columns added to a clip table, in this order.
 SPEECH_COLUMNS = ("verdict", "text_check", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak",
                   "dnsmos_p808", "wer", "cer", "speaker_similarity", "speech_s",
-                  "expected_min_s", "expected_max_s", "trailing_audio_s", "transcript",
-                  "reason", "text_reason")
+                  "expected_min_s", "expected_max_s", "trailing_audio_s", "letters_per_s",
+                  "clipping_ratio", "loudness_lufs", "missing_tail", "extra_tail",
+                  "repeat_count", "transcript", "reason", "text_reason")
+_JUDGED: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_JUDGED_LOCK = threading.Lock()
+_JUDGED_MAX = 512
+
+
+def _digest(samples: np.ndarray, rate: int) -> str:
+    return hashlib.sha256(np.ascontiguousarray(samples, dtype=np.float32).tobytes()
+                          + str(rate).encode()).hexdigest()
 
 
 def _present(value: Any) -> bool:
@@ -50,16 +66,30 @@ def speech_verdicts(clips: pd.DataFrame, *, language: str = "en",
             rows.append({"verdict": None, "text_check": None,
                          "reason": "no text known for this clip: not judged"})
             continue
-        samples, rate = read_audio(clip["path"])
+        try:
+            samples, rate = read_audio(clip["path"])
+        except ValueError as exc:  # a clip a worker answered with junk: judged, not a crash
+            rows.append({"verdict": "not_speech", "text_check": "not_verified",
+                         "reason": str(exc), "text_reason": "the clip could not be read"})
+            continue
         reference = None
         if _present(clip.get("reference")):
-            key = str(clip["reference"])
-            if key not in references:
-                references[key] = read_audio(Path(key))
-            reference = references[key]
+            voice = str(clip["reference"])
+            if voice not in references:
+                references[voice] = read_audio(Path(voice))
+            reference = references[voice]
         lang = str(clip["language"]) if _present(clip.get("language")) else language
-        verdict = check_clip(samples, rate, str(clip["text"]), lang, reference=reference,
-                             thresholds=t, asr_model=asr_model)
+        key = (_digest(samples, rate), str(clip["text"]), lang,
+               _digest(*reference) if reference else "", asr_model or "", id(t))
+        with _JUDGED_LOCK:
+            verdict = _JUDGED.get(key)
+        if verdict is None:
+            verdict = check_clip(samples, rate, str(clip["text"]), lang, reference=reference,
+                                 thresholds=t, asr_model=asr_model)
+            with _JUDGED_LOCK:
+                _JUDGED[key] = verdict
+                while len(_JUDGED) > _JUDGED_MAX:
+                    _JUDGED.popitem(last=False)
         ev = verdict.evidence
         rows.append({"verdict": str(verdict.verdict), "text_check": str(verdict.text_check),
                      **{k: ev[k] for k in SPEECH_COLUMNS[2:-2]},

@@ -1,6 +1,8 @@
 """The calibrated thresholds of the speech verdict, read from ``calibration.json`` beside this
 module. That file is written by ``honora-tts calibrate-speech`` (:mod:`.calibration`) from
-espeak-ng clips, never by hand; ``docs/speech_checks.md`` shows the table it came from.
+Piper (neural) and espeak-ng clips, never by hand; ``docs/speech_checks.md`` shows the tables
+and plots it came from. Thresholds that depend on the recogniser (its text check, word times,
+how it hears loops and cuts) are kept per recogniser (:class:`RecogniserThresholds`).
 
 A recogniser's text check is *trusted* for a language only when the calibration found that it
 accepted at least :data:`TRUST_MIN_ACCEPTED` of the clips that say their text and rejected at
@@ -24,7 +26,7 @@ TRUST_MIN_REJECTED = 0.90
 
 
 class CalibrationMissing(RuntimeError):
-    """No calibration file: run ``honora-tts calibrate-speech`` (needs espeak-ng)."""
+    """No calibration file: run ``honora-tts calibrate-speech`` (needs espeak-ng and Piper)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,29 @@ class TextTrust:
 
 
 @dataclass(frozen=True)
+class RecogniserThresholds:
+    """What one recogniser's transcripts are held to (they differ per recogniser: word times,
+    how it hears a clip cut off or a loop)."""
+
+    trailing_audio_max_s: float
+    #: A phrase said back to back more times than this (beyond the text's own) is a runaway.
+    repetition_max: int
+    #: More of the text's tail missing from the transcript than this share: truncated.
+    missing_tail_max: float
+    #: More words after the text's last one than this share of its words: a runaway.
+    extra_tail_max: float
+    text_trust: dict[str, TextTrust]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RecogniserThresholds:
+        return cls(trailing_audio_max_s=float(data["trailing_audio_max_s"]),
+                   repetition_max=int(data["repetition_max"]),
+                   missing_tail_max=float(data["missing_tail_max"]),
+                   extra_tail_max=float(data["extra_tail_max"]),
+                   text_trust={lang: TextTrust(**t) for lang, t in data["text_trust"].items()})
+
+
+@dataclass(frozen=True)
 class SpeechThresholds:
     """Everything the verdict compares against (see ``docs/speech_checks.md``)."""
 
@@ -50,9 +75,10 @@ class SpeechThresholds:
     speaking_rates: dict[str, SpeakingRate]
     slack_s: float
     min_expected_max_s: float
-    trailing_audio_max_s: dict[str, float]
+    clipping_ratio_max: float
+    loudness_max_lufs: float
     similarity_min: float
-    text_trust: dict[str, dict[str, TextTrust]]
+    recognisers: dict[str, RecogniserThresholds]
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def speaking_rate(self, language: str) -> SpeakingRate:
@@ -66,10 +92,14 @@ class SpeechThresholds:
         return SpeakingRate(min(r.min_letters_per_s for r in rates),
                             max(r.max_letters_per_s for r in rates))
 
+    def recogniser(self, backend: str) -> RecogniserThresholds | None:
+        return self.recognisers.get(backend)
+
     def text_trust_for(self, backend: str, language: str) -> TextTrust | None:
         from honora_tts.qa.speech.languages import language_facts
 
-        return self.text_trust.get(backend, {}).get(language_facts(language).code)
+        limits = self.recognisers.get(backend)
+        return limits.text_trust.get(language_facts(language).code) if limits else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,10 +114,11 @@ class SpeechThresholds:
             speaking_rates={k: SpeakingRate(**v) for k, v in data["speaking_rates"].items()},
             slack_s=float(data["slack_s"]),
             min_expected_max_s=float(data["min_expected_max_s"]),
-            trailing_audio_max_s={k: float(v) for k, v in data["trailing_audio_max_s"].items()},
+            clipping_ratio_max=float(data["clipping_ratio_max"]),
+            loudness_max_lufs=float(data["loudness_max_lufs"]),
             similarity_min=float(data["similarity_min"]),
-            text_trust={b: {lang: TextTrust(**t) for lang, t in per.items()}
-                        for b, per in data["text_trust"].items()},
+            recognisers={b: RecogniserThresholds.from_dict(r)
+                         for b, r in data["recognisers"].items()},
             provenance=dict(data.get("provenance", {})),
         )
 

@@ -73,6 +73,10 @@ class ErrorCode(StrEnum):
     OUTPUT_UPLOAD_FAILED = "output_upload_failed"
     MODEL_NOT_READY = "model_not_ready"
     INTERNAL_ERROR = "internal_error"
+    #: The load-balancing mode's own (:mod:`honora_tts.worker.http_app`): a named voice the
+    #: voice library does not hold, and a request body over the worker's limit.
+    VOICE_NOT_FOUND = "voice_not_found"
+    REQUEST_TOO_LARGE = "request_too_large"
 
 
 class ErrorInfo(BaseModel):
@@ -182,9 +186,18 @@ class SynthesisParams(_Strict):
         return {**SYNTHESIS_DEFAULTS, **self.overrides()}
 
 
-AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
-#: The rates an MPEG-1/2/2.5 layer III stream can carry.
+#: Output formats: honora's (``ogg`` is Vorbis) and OpenAI's speech formats (``opus`` in Ogg,
+#: ``aac`` in ADTS, ``pcm``: raw 16-bit little-endian mono). How each is written:
+#: :data:`honora_tts.audio.FORMATS`.
+AudioFormat = Literal["wav", "flac", "ogg", "mp3", "opus", "aac", "pcm"]
+#: The rates an MPEG-1/2/2.5 layer III stream can carry (FFmpeg's AAC encoder takes the same).
 MP3_SAMPLE_RATES = (8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
+#: The rates an Opus encoder takes.
+OPUS_SAMPLE_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
+#: Formats that carry only some rates (every other format: any rate from 8 to 48 kHz).
+FORMAT_SAMPLE_RATES: dict[str, tuple[int, ...]] = {
+    "mp3": MP3_SAMPLE_RATES, "aac": MP3_SAMPLE_RATES, "opus": OPUS_SAMPLE_RATES,
+}
 Delivery = Literal["base64", "url", "auto"]
 
 
@@ -198,10 +211,12 @@ class OutputSpec(_Strict):
 
     @field_validator("sample_rate")
     @classmethod
-    def _mp3_rate(cls, value: int, info: ValidationInfo) -> int:
-        if info.data.get("format") == "mp3" and value not in MP3_SAMPLE_RATES:
-            rates = ", ".join(map(str, MP3_SAMPLE_RATES))
-            raise ValueError(f"mp3 cannot carry {value} Hz; choose one of {rates}")
+    def _format_rate(cls, value: int, info: ValidationInfo) -> int:
+        fmt = info.data.get("format")
+        allowed = FORMAT_SAMPLE_RATES.get(fmt) if isinstance(fmt, str) else None
+        if allowed is not None and value not in allowed:
+            rates = ", ".join(map(str, allowed))
+            raise ValueError(f"{fmt} cannot carry {value} Hz; choose one of {rates}")
         return value
 
 
@@ -334,6 +349,12 @@ def _first_error(exc: ValidationError, prefix: str = "") -> ErrorInfo:
     elif err["type"] == "missing":
         message = f"field {last!r} is required"
     return ErrorInfo(code=code, message=f"{field}: {message}" if field else message, field=field)
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> ErrorInfo:
+    """The first problem of a pydantic validation of a request model as the structured error
+    the worker answers with (unknown and missing fields named; a language: its own code)."""
+    return _first_error(exc, prefix)
 
 
 def _text_error(text: str, field: str, limit: int = MAX_TEXT_CHARS) -> ErrorInfo | None:

@@ -33,6 +33,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from honora_tts.http_body import loads_strict, read_capped
 from honora_tts.localpod.controlplane import (
     MAX_RESULT_BYTES,
     MAX_RUN_BYTES,
@@ -50,13 +51,6 @@ from honora_tts.localpod.management_api import management_router
 from honora_tts.localpod.releases import ReleaseManager
 from honora_tts.localpod.supervisor import WorkerProcess
 
-#: Bodies beyond this are not even read to the end (the connection is closed).
-_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
@@ -64,23 +58,6 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 def _not_found(job_id: str) -> JSONResponse:
     return _error(404, f"request does not exist: {job_id}")
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | int:
-    """The body, or its size when it is over ``limit`` (what was over is read and dropped, so
-    the client gets the answer instead of a reset connection)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > _DRAIN_LIMIT_BYTES:
-        return int(declared)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-        elif chunks:
-            chunks = []
-    return size if size > limit else b"".join(chunks)
 
 
 def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> FastAPI:
@@ -129,7 +106,7 @@ def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> Fa
         refused = public_gate(request, endpoint_id, route)
         if refused is not None:
             return None, refused
-        raw = await _read_capped(request, limit)
+        raw = await read_capped(request, limit)
         if isinstance(raw, int):
             plane.counters["payloads_rejected"] += 1
             return None, _error(
@@ -139,10 +116,9 @@ def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> Fa
                 "as a URL, not inline.",
             )
         try:
-            # NaN and Infinity are not JSON: RunPod's API refuses them.
-            body = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
-            return None, _error(400, "the request body is not valid JSON")
+            body = loads_strict(raw)  # NaN and Infinity are not JSON: RunPod refuses them
+        except ValueError as exc:
+            return None, _error(400, f"the request body is not valid JSON: {exc}")
         if not isinstance(body, dict) or body.get("input") is None:
             return None, _error(400, 'the request body needs an "input" field')
         try:
@@ -274,7 +250,7 @@ def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> Fa
         if refused is not None:
             return refused
         assert worker is not None
-        outcome = plane.job_done(worker, job_id, await _read_capped(request, MAX_RESULT_BYTES))
+        outcome = plane.job_done(worker, job_id, await read_capped(request, MAX_RESULT_BYTES))
         if not isinstance(outcome, DoneOutcome):  # a refusal message (DoneOutcome is a str too)
             return _error(400, outcome)
         if outcome is DoneOutcome.UNKNOWN:
@@ -289,7 +265,7 @@ def build_app(plane: ControlPlane, releases: ReleaseManager | None = None) -> Fa
         if refused is not None:
             return refused
         assert worker is not None
-        body = await _read_capped(request, MAX_STREAM_CHUNK_BYTES)
+        body = await read_capped(request, MAX_STREAM_CHUNK_BYTES)
         accepted = plane.stream_chunk(worker, job_id, body)
         if isinstance(accepted, str):
             return _error(400, accepted)

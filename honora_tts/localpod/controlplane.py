@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from honora_tts.http_body import MAX_NESTING_DEPTH, nested_deeper_than
 from honora_tts.localpod.jobs import (
     DoneOutcome,
     Job,
@@ -40,9 +41,6 @@ MAX_RUNSYNC_BYTES = 20 * MIB
 #: What a worker may post: a job-done body (RunPod's 20 MB result limit) and one stream chunk.
 MAX_RESULT_BYTES = 20 * MIB
 MAX_STREAM_CHUNK_BYTES = 1 * MIB
-#: Deepest nesting of arrays and objects a submitted body may have, the body itself counting
-#: as one (RunPod documents none; see the package docstring).
-MAX_NESTING_DEPTH = 800
 
 RUNSYNC_DEFAULT_WAIT_MS = 90_000
 RUNSYNC_MIN_WAIT_MS = 1_000
@@ -528,24 +526,6 @@ class ControlPlane:
                 "localpod: %s failed its fitness check %s: %s",
                 worker.id, params.get("check"), params.get("reason"),
             )  # fmt: skip
-
-
-def nested_deeper_than(value: Any, limit: int) -> bool:
-    """Whether ``value`` (parsed JSON) nests arrays and objects more than ``limit`` levels deep,
-    ``value`` itself counting as one. Iterative: no recursion limit to hit."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _exit_reason(code: int | None) -> str:

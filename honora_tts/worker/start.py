@@ -12,7 +12,8 @@ Settings (:class:`~honora_tts.settings.WorkerSettings`, read once here)
     rarely empty. ``HONORA_WORKER_CONCURRENCY`` sets jobs per worker otherwise (default 1); above
     1 each job runs in a thread of its own (:mod:`honora_tts.worker.threaded_handlers`), so a job
     waiting on a slow download holds up neither the others nor the SDK's worker loop.
-    ``HONORA_LOG_LEVEL`` (default INFO). ``HONORA_URL_DELIVERY_BYTES`` (default 5 MiB): encoded
+    ``HONORA_SERVE=http`` serves HTTP instead (a load-balancing endpoint:
+    :mod:`honora_tts.worker.http_server`). ``HONORA_LOG_LEVEL`` (default INFO). ``HONORA_URL_DELIVERY_BYTES`` (default 5 MiB): encoded
     audio above it goes out as a URL when ``delivery`` is ``auto`` and an output bucket
     (``BUCKET_*``) is configured. The model's settings are :mod:`honora_tts.model.loading`'s,
     the voice cache's :class:`honora_tts.voices.VoiceCache`'s.
@@ -116,6 +117,11 @@ def main() -> None:
         def loader() -> SpeechModel:
             raise ModelLoadError(problem)
     logging.getLogger().setLevel(settings.log_level)
+    if settings.serve == "http":  # a load-balancing endpoint: the worker serves HTTP itself
+        from honora_tts.worker.http_server import serve
+
+        serve(settings, loader)
+        return
     import runpod
 
     adapter = build_adapter(settings, loader=loader)

@@ -1,0 +1,97 @@
+"""The worker as an HTTP server for a RunPod load-balancing endpoint (``HONORA_SERVE=http``).
+
+Same image, same service: the model loads in a thread while uvicorn already answers, so
+``/ping`` says 204 (initializing) until the model is loaded and 200 after (RunPod routes
+requests only to workers answering 200, and counts the time between as the cold start). The app
+listens on ``PORT``; where RunPod sets a different ``PORT_HEALTH``, a second server answers
+``/ping`` (and ``/health``) there. The routes: :mod:`honora_tts.worker.http_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+from honora_tts.settings import WorkerSettings
+from honora_tts.synthesis import SpeechModel
+from honora_tts.voices.library import LibraryVoices, VoiceLibrary
+from honora_tts.worker.http_app import HttpWorker, build_app
+
+log = logging.getLogger("honora_tts.worker")
+
+#: Where the worker listens: every interface, as RunPod routes to the container.
+HOST = "0.0.0.0"
+
+
+def http_worker(settings: WorkerSettings) -> HttpWorker:
+    """The routes' shared state for these settings (no model yet)."""
+    concurrency = max(settings.worker_concurrency, settings.max_batch or 1)
+    return HttpWorker(VoiceLibrary.from_settings(settings), concurrency=concurrency)
+
+
+def load_in_background(
+    worker: HttpWorker,
+    settings: WorkerSettings,
+    loader: Callable[[], SpeechModel] | None = None,
+    voices: Any = None,
+) -> threading.Thread:
+    """Load the model and build the service in a thread; ``worker`` turns ready when done (a
+    model that fails to load is kept as ``model_not_ready``, as in the queue worker)."""
+    from honora_tts.worker.start import build_adapter
+
+    def load() -> None:
+        fetcher = voices
+        if fetcher is None:
+            from honora_tts.voices import VoiceCache
+
+            fetcher = LibraryVoices(worker.library, VoiceCache.from_settings(settings))
+        adapter = build_adapter(settings, loader=loader, voices=fetcher)
+        worker.set_ready(adapter)
+        log.info("model %s; serving", "loaded" if adapter.service.model_loaded else "NOT loaded")
+
+    thread = threading.Thread(target=load, name="honora-model-load", daemon=True)
+    thread.start()
+    return thread
+
+
+def _listening(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see LocalPod.start
+    sock.bind((HOST, port))
+    sock.listen(1024)
+    return sock
+
+
+def serve(settings: WorkerSettings, loader: Callable[[], SpeechModel] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (uvicorn finishes the requests in flight)."""
+    # In HTTP mode every worker streams: there are no RunPod stream items to stay under.
+    settings = settings.model_copy(update={"streaming": True})
+    worker = http_worker(settings)
+    app = build_app(worker)
+    ports = [settings.port]
+    if settings.port_health and settings.port_health != settings.port:
+        ports.append(settings.port_health)
+    sockets = [_listening(port) for port in ports]
+    load_in_background(worker, settings, loader)
+    log.info("serving HTTP on %s (health on %s); the model is loading", settings.port,
+             ports[-1])
+    servers = [
+        uvicorn.Server(uvicorn.Config(
+            app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+            timeout_graceful_shutdown=10, timeout_keep_alive=30, ws="none",
+        ))
+        for _ in sockets
+    ]
+
+    async def main() -> None:
+        await asyncio.gather(*(server.serve(sockets=[sock])
+                               for server, sock in zip(servers, sockets, strict=True)))
+
+    asyncio.run(main())

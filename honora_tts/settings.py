@@ -240,6 +240,10 @@ class WorkerSettings(_EnvSettings):
         "load-balancing endpoint (OpenAI's `/v1/audio/speech`, `/v1/audio/voices`, `/ping`, "
         "`/health`)",
     )
+    http_host: str = Field(
+        "0.0.0.0", validation_alias="HONORA_HTTP_HOST",
+        description="the address `HONORA_SERVE=http` listens on (localpod: 127.0.0.1)",
+    )
     port: int = Field(
         80, ge=1, le=65535, validation_alias="PORT",
         description="the HTTP port of `HONORA_SERVE=http` (RunPod sets it)",

@@ -3,25 +3,21 @@ worker processes, started and stopped as one object."""
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import concurrent.futures
 import os
 import secrets
 import shutil
-import socket
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import uvicorn
-
 from honora_tts import checkout
 from honora_tts.localpod.app import build_app
+from honora_tts.localpod.background_server import HOST, BackgroundServer, ServerStartError
 from honora_tts.localpod.controlplane import (
     ControlPlane,
     LocalPodError,
@@ -30,11 +26,10 @@ from honora_tts.localpod.controlplane import (
 )
 from honora_tts.localpod.images import ImageCatalog
 from honora_tts.localpod.releases import LEGACY_IMAGES, ReleaseManager
-from honora_tts.localpod.supervisor import Supervisor, worker_environment
+from honora_tts.localpod.supervisor import Supervisor, threads_per_worker, worker_environment
 
 DEFAULT_HANDLER = checkout.worker_entry()
 DEFAULT_STALE_HANDLER = checkout.STALE_HANDLER
-HOST = "127.0.0.1"
 
 T = TypeVar("T")
 
@@ -143,9 +138,7 @@ class LocalPod:
         )
         self._plane: ControlPlane | None = None
         self._releases: ReleaseManager | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http: BackgroundServer | None = None
         self._created_state_dir = False
         self._crashes_reported = 0
         self.base_url = ""
@@ -157,31 +150,24 @@ class LocalPod:
     def start(self, *, wait_ready: bool = True, timeout_s: float = 120) -> LocalPod:
         """Serve the control plane, start the workers and (by default) wait until every worker
         has loaded its model and asked for work."""
-        if self._thread is not None:
+        if self._http is not None:
             raise LocalPodError("this LocalPod is already started")
         if not self._settings.current_handler.exists():
             raise LocalPodError(f"worker handler not found: {self._settings.current_handler}")
         self.started_at = time.time()
         self._prepare_state_dir()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit TCP_NODELAY. asyncio sets it only on sockets made with
-        # proto=IPPROTO_TCP, which this one is not: without it every answer sent in two writes
-        # (headers, body) waited ~40 ms for the peer's delayed ACK (Nagle).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        http = BackgroundServer(port=self._port, name=f"localpod-{self.endpoint_id}")
         try:
-            sock.bind((HOST, self._port))
-        except OSError as exc:
-            sock.close()
-            raise LocalPodError(f"cannot listen on {HOST}:{self._port}: {exc}") from exc
-        sock.listen(2048)
-        port = sock.getsockname()[1]
+            port = http.listen()
+        except ServerStartError as exc:
+            raise LocalPodError(str(exc)) from exc
+        self._http = http
         self.base_url = f"http://{HOST}:{port}/v2"
         self.endpoint_url = f"{self.base_url}/{self.endpoint_id}"
 
         assert self.state_dir is not None
         extra = {
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(self._threads_per_worker()),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(threads_per_worker(sum(self._requested[:2]))),
             "HONORA_ALLOW_PRIVATE_URLS": "1",
             "HONORA_STREAMING": "1" if self.streaming else "0",
             "HONORA_WORKER_CONCURRENCY": str(self._max_concurrency),
@@ -200,20 +186,11 @@ class LocalPod:
             job_api_base=self.base_url,
         )  # fmt: skip
         self._plane.may_take = self._releases.may_take
-        config = uvicorn.Config(
-            build_app(self._plane, self._releases), log_config=None, log_level="warning", access_log=False,
-            lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=30, ws="none",
-        )  # fmt: skip
-        self._server = uvicorn.Server(config)
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(sock, ready), name=f"localpod-{self.endpoint_id}",
-            daemon=True,
-        )  # fmt: skip
-        self._thread.start()
-        if not ready.wait(30) or not self._server.started:
+        try:
+            http.start(build_app(self._plane, self._releases))
+        except ServerStartError as exc:
             self.stop()
-            raise LocalPodError("the localpod control plane did not start")
+            raise LocalPodError("the localpod control plane did not start") from exc
         atexit.register(self.stop)
         workers, stale, delay = self._requested
         self._call(self._plane.start)
@@ -232,60 +209,27 @@ class LocalPod:
             raise
         return self
 
-    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        assert self._server is not None
-        server = self._server
-
-        async def main() -> None:
-            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-            while not server.started and not serving.done():
-                await asyncio.sleep(0.01)
-            ready.set()
-            await serving
-
-        try:
-            loop.run_until_complete(main())
-        finally:
-            ready.set()
-            loop.close()
-
-    def _threads_per_worker(self) -> int:
-        """Each worker's share of the cores, less one core for the control plane and its
-        clients (in this process). Torch otherwise starts one thread per core in every worker,
-        and threads on the same cores thrash: on 2 cores two workers made an 8-token clip take
-        5 to 17 s instead of under 1 s; one worker with 2 threads served 3 to 5 times fewer jobs
-        than with 1 thread while its clients polled (``python -m benchmarks p3``)."""
-        cores = max(1, (os.cpu_count() or 1) - 1)
-        return max(1, cores // max(1, sum(self._requested[:2])))
-
     def stop(self) -> None:
         """Stop every worker (no process is left behind), then the control plane."""
-        thread, plane, loop, server = self._thread, self._plane, self._loop, self._server
-        if thread is None:
+        http, plane = self._http, self._plane
+        if http is None:
             return
-        self._thread = None
+        self._http = None
         atexit.unregister(self.stop)
-        if plane is not None and loop is not None and thread.is_alive():
-            future = asyncio.run_coroutine_threadsafe(
-                plane.shutdown(self._settings.stop_grace_s), loop
-            )
+        if plane is not None and http.running:
+            grace = self._settings.stop_grace_s
             try:
-                future.result(timeout=self._settings.stop_grace_s + 30)
+                http.run(plane.shutdown(grace), timeout_s=grace + 30)
             except (concurrent.futures.TimeoutError, RuntimeError):
                 plane.supervisor.kill_all()
         elif plane is not None:
             plane.supervisor.kill_all()
-        if server is not None:
-            server.should_exit = True
-        thread.join(timeout=15)
+        http.stop()
         if self._created_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     def __enter__(self) -> Self:
-        if self._thread is None:
+        if self._http is None:
             self.start()
         return self
 
@@ -309,13 +253,12 @@ class LocalPod:
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the control plane's event loop and return its result."""
-        if self._loop is None or self._plane is None or self._thread is None:
+        if self._http is None or self._plane is None:
             raise LocalPodError("this LocalPod is not running; call start() first")
-
-        async def call() -> T:
-            return fn(*args, **kwargs)
-
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=60)
+        try:
+            return self._http.call(fn, *args, **kwargs)
+        except ServerStartError as exc:
+            raise LocalPodError("this LocalPod's control plane has stopped") from exc
 
     @property
     def plane(self) -> ControlPlane:
@@ -327,7 +270,7 @@ class LocalPod:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None
+        return self._http is not None
 
     def client_env(self) -> dict[str, str]:
         """The variables ``honora_tts.client`` (and a shell) uses to reach this pod."""

@@ -25,10 +25,6 @@ from honora_tts.worker.http_app import HttpWorker, build_app
 
 log = logging.getLogger("honora_tts.worker")
 
-#: Where the worker listens: every interface, as RunPod routes to the container.
-HOST = "0.0.0.0"
-
-
 def http_worker(settings: WorkerSettings) -> HttpWorker:
     """The routes' shared state for these settings (no model yet)."""
     concurrency = max(settings.worker_concurrency, settings.max_batch or 1)
@@ -60,11 +56,11 @@ def load_in_background(
     return thread
 
 
-def _listening(port: int) -> socket.socket:
+def _listening(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # see LocalPod.start
-    sock.bind((HOST, port))
+    sock.bind((host, port))
     sock.listen(1024)
     return sock
 
@@ -78,7 +74,7 @@ def serve(settings: WorkerSettings, loader: Callable[[], SpeechModel] | None = N
     ports = [settings.port]
     if settings.port_health and settings.port_health != settings.port:
         ports.append(settings.port_health)
-    sockets = [_listening(port) for port in ports]
+    sockets = [_listening(settings.http_host, port) for port in ports]
     load_in_background(worker, settings, loader)
     log.info("serving HTTP on %s (health on %s); the model is loading", settings.port,
              ports[-1])

@@ -29,6 +29,8 @@ from honora_tts.localpod.discovery import (
     write_state_file,
 )
 from honora_tts.localpod.images import ImageSpecError, parse_image_spec
+from honora_tts.localpod.lb_pod import LoadBalancedPod
+from honora_tts.localpod.load_balancer import PROCESSING_LIMIT_S
 from honora_tts.localpod.pod import LocalPod
 from honora_tts.log_safety import make_safe
 
@@ -69,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
         help="the image the endpoint runs at start (default: the first --image)")
     add("--ready-timeout", type=float, default=300.0, metavar="S",
         help="give up when the workers are not ready after S seconds (default 300)")
+    add("--load-balancing", action="store_true",
+        help="a load-balancing endpoint instead: the workers serve HTTP themselves "
+        "(HONORA_SERVE=http: OpenAI's /v1/audio/speech, /ping) behind one base URL that routes "
+        "by X-Runpod-Worker-Id as RunPod does")
     return parser
 
 
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"localpod: --start-image {args.start_image!r} is not one of the --image "
               f"references ({', '.join(images) or 'none given'})", file=sys.stderr)
         return 2
+    if args.load_balancing:
+        return _serve_load_balanced(args, stop, request_stop)
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     pod = LocalPod(
         args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
@@ -193,3 +201,82 @@ def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout
 
 def _worker_key(pod: LocalPod) -> tuple[tuple[str, int | None, bool], ...]:
     return tuple((w["id"], w["pid"], w["state"] == "dead") for w in pod.workers())
+
+
+def _lb_state(pod: LoadBalancedPod) -> dict[str, Any]:
+    return {
+        "mode": "load_balancing", "base_url": pod.base_url, "endpoint_id": pod.endpoint_id,
+        "api_key": pod.api_key, "pid": os.getpid(), "started_at": pod.started_at,
+        "state_dir": str(pod.state_dir),
+        "workers": [{"id": w["id"], "pid": w["pid"], "kind": "current", "handler": w["handler"],
+                     "port": w["port"]} for w in pod.workers() if w["health"] != "dead"],
+    }
+
+
+def _serve_load_balanced(args: argparse.Namespace, stop: threading.Event,
+                         request_stop: Any) -> int:
+    """``--load-balancing``: :class:`LoadBalancedPod` until SIGTERM or SIGINT."""
+    queue_only = [flag for flag, given in (
+        ("--stale-workers", args.stale_workers), ("--streaming", args.streaming),
+        ("--rate-limit", args.rate_limit), ("--image", args.image),
+        ("--start-image", args.start_image), ("--start-delay", args.start_delay),
+    ) if given]
+    if queue_only:
+        print(f"localpod: {', '.join(queue_only)} belong(s) to the queue endpoint, not "
+              "--load-balancing (every load-balancing worker streams)", file=sys.stderr)
+        return 2
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    pod = LoadBalancedPod(
+        args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
+        api_key=args.api_key, max_concurrency_per_worker=args.max_concurrency,
+        handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
+        restart_dead_workers=not args.no_restart, processing_limit_s=min(
+            args.execution_timeout, PROCESSING_LIMIT_S),
+    )  # fmt: skip
+    state_file = state_file_path(args.endpoint_id)
+    try:
+        try:
+            pod.start(wait_ready=False)
+        except (LocalPodError, ValueError) as exc:
+            print(f"localpod: {exc}", file=sys.stderr)
+            return 1
+        write_state_file(state_file, _lb_state(pod))
+        print(f"localpod: load-balancing endpoint {pod.endpoint_id} at {pod.base_url} "
+              f"({args.workers} worker(s), model {args.model}; logs in {pod.state_dir}/logs)")
+        print(f"localpod: OpenAI's speech API at {pod.base_url}/v1 (the API key as the key)")
+        for name, value in pod.client_env().items():
+            print(f"{name}={value}")
+        print("localpod: workers are loading; requests are held until one answers /ping 200",
+              flush=True)
+        started = time.monotonic()
+        ready = False
+        recorded = None
+        while not stop.is_set():
+            if not ready:
+                try:
+                    pod.wait_ready(timeout_s=0.5)
+                    ready = True
+                    print(f"localpod: ready: {args.workers} worker(s) in "
+                          f"{time.monotonic() - started:.1f} s", flush=True)
+                except WorkerStartError as exc:
+                    print(f"localpod: {exc}", file=sys.stderr, flush=True)
+                    return 1
+                except LocalPodError:
+                    if time.monotonic() - started > args.ready_timeout:
+                        print(f"localpod: workers not ready after {args.ready_timeout:g} s",
+                              file=sys.stderr, flush=True)
+                        return 1
+            else:
+                stop.wait(0.5)
+            key = tuple((w["id"], w["pid"], w["health"] == "dead") for w in pod.workers())
+            if key != recorded:
+                recorded = key
+                write_state_file(state_file, _lb_state(pod))
+        print("localpod: stopping", flush=True)
+        return 0
+    finally:
+        pod.stop()
+        state_file.unlink(missing_ok=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print("localpod: stopped", flush=True)

@@ -4,6 +4,8 @@ errors and its server-sent events, in one place.
 A speech request becomes a worker protocol request (:func:`to_protocol_input`), so the HTTP mode
 validates, synthesizes and fails exactly as the queue worker does; only the shapes differ:
 
+- Reference audio inside the request (the old clients' ``speaker_wav`` and the like) is
+  refused with ``voice_embedded``, as the queue worker refuses it.
 - Fields: OpenAI's ``model``, ``input``, ``voice``, ``response_format``, ``speed``,
   ``stream_format`` and ``instructions``, plus honora's ``language``, ``voice_url``,
   ``voice_sha256``, ``params`` and ``request_id``. Unknown fields are refused, as honora's
@@ -33,6 +35,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from honora_tts.protocol import (
+    EMBEDDED_VOICE_KEYS,
     MAX_REQUEST_ID_CHARS,
     MAX_URL_CHARS,
     ErrorCode,
@@ -119,6 +122,12 @@ def parse_speech_request(body: Any) -> SpeechRequest | ErrorInfo:
         kind = type(body).__name__ if body is not None else "nothing"
         return ErrorInfo(code=ErrorCode.INVALID_INPUT, field="body",
                          message=f"the body must be a JSON object, got {kind}")
+    embedded = next((key for key in EMBEDDED_VOICE_KEYS if key in body), None)
+    if embedded is not None:
+        return ErrorInfo(code=ErrorCode.VOICE_EMBEDDED, field=embedded,
+                         message=f"{embedded}: reference audio embedded in the request is not "
+                         "accepted; upload it to /v1/audio/voices and name it in voice, or "
+                         "send voice_url")
     try:
         return SpeechRequest.model_validate(body)
     except ValidationError as exc:

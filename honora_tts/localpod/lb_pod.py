@@ -322,15 +322,15 @@ class LoadBalancedPod:
         }
 
     def workers(self) -> list[dict[str, Any]]:
-        """Every worker started (dead ones included): id, pid, port, health
-        (initializing|ready|unhealthy|dead), in_flight, served, handler."""
+        """Every worker started (dead ones included): id, pid, port, health (also as
+        ``state``: initializing|ready|unhealthy|dead), in_flight, served, handler, log_path."""
         def view() -> list[dict[str, Any]]:
             assert self._supervisor is not None
             rows = []
             for row in self.balancer.view():
                 process = self._supervisor.workers[row["id"]]
                 rows.append({**row, "pid": process.pid, "handler": str(process.handler_path),
-                             "state": row["health"]})
+                             "log_path": str(process.log_path), "state": row["health"]})
             return rows
 
         return list(self._call_soon(view))

@@ -290,7 +290,7 @@ def build_app(worker: HttpWorker) -> FastAPI:
         body = await json_body(request, request_id)
         if isinstance(body, Response):
             return body
-        if not isinstance(body, dict) or "input" not in body:
+        if not isinstance(body, dict) or body.get("input") is None:
             return error(ErrorInfo(code=ErrorCode.INVALID_INPUT, field="input",
                                    message='the body must be {"input": <request>}, as RunPod '
                                    "sends a job"), request_id)

@@ -105,6 +105,8 @@ class DecodeRequest:
     #: A generator to continue instead of seeding one (pieces of one request share it).
     generator: torch.Generator | None = None
     stream_chunk_size: int = 0
+    #: Codes of the first chunk (0: ``stream_chunk_size``): a small one gives early audio.
+    first_chunk_size: int = 0
     on_latents: Callable[[torch.Tensor, list[int], bool], None] | None = None
     #: For logs and errors only.
     label: str = ""
@@ -165,6 +167,8 @@ class Row:
             return
         pending = len(self.codes) - self.emitted
         size = request.stream_chunk_size
+        if self.emitted == 0 and request.first_chunk_size:
+            size = request.first_chunk_size
         if self.done or (size > 0 and pending >= size):
             import torch
 

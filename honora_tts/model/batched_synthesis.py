@@ -241,6 +241,7 @@ class BatchedSynthesis:
             latents.gpt_cond_latent, self.model._text_tokens(piece, lang),
             generation.max_new_tokens, self._sampling(generation), generator=generator,
             stream_chunk_size=generation.stream_chunk_size, on_latents=on_latents,
+            first_chunk_size=generation.first_chunk_size,
         )
         future = self.scheduler.submit(request)
         # Through the lane, so that the end comes after the chunks queued before it.

@@ -98,6 +98,14 @@ class _Generation:
     max_new_tokens: int
     stream_chunk_size: int
     seed: int | None
+    #: GPT tokens of a sentence's first streamed chunk (then ``stream_chunk_size`` each).
+    first_chunk_size: int = 0
+
+    def chunk_size(self, chunks_so_far: int) -> int:
+        """Tokens of the next streamed chunk of a sentence."""
+        if chunks_so_far == 0 and self.first_chunk_size:
+            return self.first_chunk_size
+        return self.stream_chunk_size
 
 
 class _DropLengthWarning(logging.Filter):
@@ -269,6 +277,7 @@ class XttsModel:
             max_new_tokens=min(max_new, self.max_new_tokens_limit),
             stream_chunk_size=max(1, int(merged["stream_chunk_size"])),
             seed=None if seed is None else int(seed),
+            first_chunk_size=int(merged.get("stream_first_chunk_size") or 0),
         )
 
     def _rng(self, seed: int | None) -> _RequestRng:
@@ -563,11 +572,14 @@ class XttsModel:
             self._model.hifigan_decoder, latents.speaker_embedding.to(self.device), generation.speed
         )
         done = False
+        chunks = 0
         while not done:
             with self._exclusive(rng):
                 gpt.gpt_inference.store_prefix_emb(prefix)  # another request may have replaced it
                 new: list[Any] = []
-                while len(new) < generation.stream_chunk_size:
+                size = generation.chunk_size(chunks)
+                chunks += 1
+                while len(new) < size:
                     try:
                         _, latent = next(generator)
                     except StopIteration:

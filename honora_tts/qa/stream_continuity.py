@@ -142,6 +142,13 @@ def continuity_table(timelines: Iterable[StreamTimeline],
     return pd.DataFrame(rows, columns=columns)
 
 
+def worst_stream(timelines: Sequence[StreamTimeline],
+                 buffer_s: float = BUFFERS_MS[1] / 1000) -> StreamTimeline | None:
+    """The stream whose longest stall through ``buffer_s`` was the longest (None: none)."""
+    played = [t for t in timelines if t.arrivals_s]
+    return max(played, key=lambda t: play(t, buffer_s).worst_underrun_s, default=None)
+
+
 def timelines_from_frame(frame: pd.DataFrame, mode: str = "") -> list[StreamTimeline]:
     """The timelines of a latency campaign's streamed, measured, successful requests."""
     rows = frame

@@ -19,9 +19,10 @@ from typing import Any
 import uvicorn
 
 from honora_tts.settings import WorkerSettings
-from honora_tts.synthesis import SpeechModel
+from honora_tts.synthesis import SynthesisService
 from honora_tts.voices.library import LibraryVoices, VoiceLibrary
 from honora_tts.worker.http_app import HttpWorker, build_app
+from honora_tts.worker.runpod_adapter import RunPodAdapter
 
 log = logging.getLogger("honora_tts.worker")
 
@@ -31,23 +32,23 @@ def http_worker(settings: WorkerSettings) -> HttpWorker:
     return HttpWorker(VoiceLibrary.from_settings(settings), concurrency=concurrency)
 
 
-def load_in_background(
-    worker: HttpWorker,
-    settings: WorkerSettings,
-    loader: Callable[[], SpeechModel] | None = None,
-    voices: Any = None,
-) -> threading.Thread:
-    """Load the model and build the service in a thread; ``worker`` turns ready when done (a
-    model that fails to load is kept as ``model_not_ready``, as in the queue worker)."""
-    from honora_tts.worker.start import build_adapter
+AdapterFactory = Callable[[Any], RunPodAdapter]
 
+
+def load_in_background(worker: HttpWorker, settings: WorkerSettings,
+                       build: AdapterFactory) -> threading.Thread:
+    """Build the service in a thread (``build(voices)``: the model loaded, warmed up); ``worker``
+    turns ready when done (a model that fails to load is kept as ``model_not_ready``, as in the
+    queue worker). The voices are the library's names and the voice cache's URLs."""
     def load() -> None:
-        fetcher = voices
-        if fetcher is None:
-            from honora_tts.voices import VoiceCache
+        from honora_tts.voices import VoiceCache
 
-            fetcher = LibraryVoices(worker.library, VoiceCache.from_settings(settings))
-        adapter = build_adapter(settings, loader=loader, voices=fetcher)
+        try:
+            adapter = build(LibraryVoices(worker.library, VoiceCache.from_settings(settings)))
+        except Exception as exc:
+            log.exception("the worker could not be built")
+            adapter = RunPodAdapter(SynthesisService(
+                None, model_error=f"the worker could not start: {type(exc).__name__}: {exc}"))
         worker.set_ready(adapter)
         log.info("model %s; serving", "loaded" if adapter.service.model_loaded else "NOT loaded")
 
@@ -65,8 +66,11 @@ def _listening(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: WorkerSettings, loader: Callable[[], SpeechModel] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT (uvicorn finishes the requests in flight)."""
+def serve(settings: WorkerSettings,
+          build: Callable[[WorkerSettings, Any], RunPodAdapter]) -> None:
+    """Serve until SIGTERM or SIGINT (uvicorn finishes the requests in flight).
+    ``build(settings, voices)`` makes the worker's adapter
+    (:func:`honora_tts.worker.start.build_adapter`)."""
     # In HTTP mode every worker streams: there are no RunPod stream items to stay under.
     settings = settings.model_copy(update={"streaming": True})
     worker = http_worker(settings)
@@ -75,7 +79,7 @@ def serve(settings: WorkerSettings, loader: Callable[[], SpeechModel] | None = N
     if settings.port_health and settings.port_health != settings.port:
         ports.append(settings.port_health)
     sockets = [_listening(settings.http_host, port) for port in ports]
-    load_in_background(worker, settings, loader)
+    load_in_background(worker, settings, lambda voices: build(settings, voices))
     log.info("serving HTTP on %s (health on %s); the model is loading", settings.port,
              ports[-1])
     servers = [

@@ -120,7 +120,8 @@ def main() -> None:
     if settings.serve == "http":  # a load-balancing endpoint: the worker serves HTTP itself
         from honora_tts.worker.http_server import serve
 
-        serve(settings, loader)
+        serve(settings, lambda chosen, voices: build_adapter(chosen, loader=loader,
+                                                             voices=voices))
         return
     import runpod
 

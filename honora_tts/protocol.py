@@ -154,6 +154,7 @@ SYNTHESIS_DEFAULTS: dict[str, float | int] = {
     "gpt_cond_len": 6,
     "max_ref_length": 30,
     "stream_chunk_size": 20,
+    "stream_first_chunk_size": 20,
 }
 #: The parameters that shape the speaker latents rather than the generation.
 LATENT_PARAMS = ("gpt_cond_len", "max_ref_length")

@@ -183,3 +183,22 @@ def test_the_lane_runs_beside_the_decoding_only_where_a_core_is_free(monkeypatch
     assert vocoder_lane.lane_pays("cpu")
     monkeypatch.setattr(vocoder_lane, "usable_cores", lambda: torch.get_num_threads())
     assert not vocoder_lane.lane_pays("cpu")
+
+
+def test_a_small_first_chunk_comes_first_and_the_audio_stays_the_same(batched, voices):
+    """``stream_first_chunk_size``: a sentence's first chunk after fewer codes (early audio),
+    then ``stream_chunk_size`` codes each, with the same audio; the serial path (until it goes)
+    cuts its chunks the same way."""
+    params = _params(0, max_new_tokens=40, stream_chunk_size=20)
+    small_first = {**params, "stream_first_chunk_size": 12}
+    default = list(batched.stream(TEXTS[0], "en", voices[0], params))
+    small = list(batched.stream(TEXTS[0], "en", voices[0], small_first))
+    # 12 codes make 52 frames, less the 36 the vocoder holds back: 16 frames of 256 samples
+    assert small[0].size == 16 * 256 < default[0].size
+    np.testing.assert_allclose(np.concatenate(small), np.concatenate(default), atol=1e-4)
+    lane, batched.batching = batched.batching, None
+    try:
+        alone = list(batched.stream(TEXTS[0], "en", voices[0], small_first))
+    finally:
+        batched.batching = lane
+    assert [c.size for c in alone] == [c.size for c in small]

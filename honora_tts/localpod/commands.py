@@ -78,14 +78,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _state(pod: LocalPod) -> dict[str, Any]:
-    return {
+def _state(pod: LocalPod | LoadBalancedPod) -> dict[str, Any]:
+    state = {
         "base_url": pod.base_url,
         "endpoint_id": pod.endpoint_id,
         "api_key": pod.api_key,
         "pid": os.getpid(),
         "started_at": pod.started_at,
         "state_dir": str(pod.state_dir),
+    }
+    if isinstance(pod, LoadBalancedPod):
+        workers = [{k: w[k] for k in ("id", "pid", "handler", "port")} for w in pod.workers()
+                   if w["state"] != "dead"]
+        return {**state, "mode": "load_balancing", "workers": workers}
+    return {
+        **state,
         "management_base": pod.management_base,
         "workers": [
             {k: w[k] for k in ("id", "pid", "kind", "handler")}
@@ -127,17 +134,21 @@ def main(argv: list[str] | None = None) -> int:
               f"references ({', '.join(images) or 'none given'})", file=sys.stderr)
         return 2
     if args.load_balancing:
-        return _serve_load_balanced(args, stop, request_stop)
+        pod: LocalPod | LoadBalancedPod | None = _load_balanced_pod(args)
+        if pod is None:
+            return 2
+    else:
+        pod = LocalPod(
+            args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
+            api_key=args.api_key, stale_workers=args.stale_workers, streaming=args.streaming,
+            start_delay_s=args.start_delay, max_concurrency_per_worker=args.max_concurrency,
+            rate_limit_per_10s=args.rate_limit, execution_timeout_s=args.execution_timeout,
+            handler_path=args.handler,
+            state_dir=args.state_dir or state_dir_for(args.endpoint_id),
+            restart_dead_workers=not args.no_restart, images=images or None,
+            start_image=args.start_image,
+        )  # fmt: skip
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    pod = LocalPod(
-        args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
-        api_key=args.api_key, stale_workers=args.stale_workers, streaming=args.streaming,
-        start_delay_s=args.start_delay, max_concurrency_per_worker=args.max_concurrency,
-        rate_limit_per_10s=args.rate_limit, execution_timeout_s=args.execution_timeout,
-        handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
-        restart_dead_workers=not args.no_restart, images=images or None,
-        start_image=args.start_image,
-    )  # fmt: skip
     state_file = state_file_path(args.endpoint_id)
     try:
         try:
@@ -146,16 +157,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"localpod: {exc}", file=sys.stderr)
             return 1
         write_state_file(state_file, _state(pod))
-        total = args.workers + args.stale_workers
-        print(
-            f"localpod: endpoint {pod.endpoint_id} at {pod.base_url} "
-            f"({total} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"
-        )
-        print(f"localpod: management API at {pod.management_base}/serverless/{pod.endpoint_id} "
-              f"(image {pod.start_image})")
+        for line in _banner(pod, args):
+            print(line)
         for name, value in pod.client_env().items():
             print(f"{name}={value}")
-        print("localpod: workers are loading; jobs queue until one is ready", flush=True)
+        print("localpod: workers are loading; requests wait until one is ready", flush=True)
         return _serve(pod, stop, state_file, args.ready_timeout)
     finally:
         pod.stop()
@@ -165,7 +171,44 @@ def main(argv: list[str] | None = None) -> int:
         print("localpod: stopped", flush=True)
 
 
-def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout: float) -> int:
+def _load_balanced_pod(args: argparse.Namespace) -> LoadBalancedPod | None:
+    """``--load-balancing``'s pod, or None (after saying why) for queue-only flags."""
+    queue_only = [flag for flag, given in (
+        ("--stale-workers", args.stale_workers), ("--streaming", args.streaming),
+        ("--rate-limit", args.rate_limit), ("--image", args.image),
+        ("--start-image", args.start_image), ("--start-delay", args.start_delay),
+    ) if given]
+    if queue_only:
+        print(f"localpod: {', '.join(queue_only)} belong(s) to the queue endpoint, not "
+              "--load-balancing (every load-balancing worker streams)", file=sys.stderr)
+        return None
+    return LoadBalancedPod(
+        args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
+        api_key=args.api_key, max_concurrency_per_worker=args.max_concurrency,
+        handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
+        restart_dead_workers=not args.no_restart,
+        processing_limit_s=min(args.execution_timeout, PROCESSING_LIMIT_S),
+    )  # fmt: skip
+
+
+def _banner(pod: LocalPod | LoadBalancedPod, args: argparse.Namespace) -> list[str]:
+    if isinstance(pod, LoadBalancedPod):
+        return [
+            (f"localpod: load-balancing endpoint {pod.endpoint_id} at {pod.base_url} "
+            f"({args.workers} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"),
+            f"localpod: OpenAI's speech API at {pod.base_url}/v1 (the API key as the key)",
+        ]
+    total = args.workers + args.stale_workers
+    return [
+        (f"localpod: endpoint {pod.endpoint_id} at {pod.base_url} "
+        f"({total} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"),
+        (f"localpod: management API at {pod.management_base}/serverless/{pod.endpoint_id} "
+        f"(image {pod.start_image})"),
+    ]
+
+
+def _serve(pod: LocalPod | LoadBalancedPod, stop: threading.Event, state_file: Path,
+           ready_timeout: float) -> int:
     started = time.monotonic()
     ready = False
     recorded = _worker_key(pod)
@@ -174,7 +217,7 @@ def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout
             try:
                 pod.wait_ready(timeout_s=0.5)
                 ready = True
-                count = sum(w["state"] in ("ready", "running") for w in pod.workers())
+                count = sum(w["state"] in pod.ready_states for w in pod.workers())
                 print(
                     f"localpod: ready: {count} worker(s) in {time.monotonic() - started:.1f} s",
                     flush=True,
@@ -199,84 +242,5 @@ def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout
     return 0
 
 
-def _worker_key(pod: LocalPod) -> tuple[tuple[str, int | None, bool], ...]:
+def _worker_key(pod: LocalPod | LoadBalancedPod) -> tuple[tuple[str, int | None, bool], ...]:
     return tuple((w["id"], w["pid"], w["state"] == "dead") for w in pod.workers())
-
-
-def _lb_state(pod: LoadBalancedPod) -> dict[str, Any]:
-    return {
-        "mode": "load_balancing", "base_url": pod.base_url, "endpoint_id": pod.endpoint_id,
-        "api_key": pod.api_key, "pid": os.getpid(), "started_at": pod.started_at,
-        "state_dir": str(pod.state_dir),
-        "workers": [{"id": w["id"], "pid": w["pid"], "kind": "current", "handler": w["handler"],
-                     "port": w["port"]} for w in pod.workers() if w["health"] != "dead"],
-    }
-
-
-def _serve_load_balanced(args: argparse.Namespace, stop: threading.Event,
-                         request_stop: Any) -> int:
-    """``--load-balancing``: :class:`LoadBalancedPod` until SIGTERM or SIGINT."""
-    queue_only = [flag for flag, given in (
-        ("--stale-workers", args.stale_workers), ("--streaming", args.streaming),
-        ("--rate-limit", args.rate_limit), ("--image", args.image),
-        ("--start-image", args.start_image), ("--start-delay", args.start_delay),
-    ) if given]
-    if queue_only:
-        print(f"localpod: {', '.join(queue_only)} belong(s) to the queue endpoint, not "
-              "--load-balancing (every load-balancing worker streams)", file=sys.stderr)
-        return 2
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    pod = LoadBalancedPod(
-        args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
-        api_key=args.api_key, max_concurrency_per_worker=args.max_concurrency,
-        handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
-        restart_dead_workers=not args.no_restart, processing_limit_s=min(
-            args.execution_timeout, PROCESSING_LIMIT_S),
-    )  # fmt: skip
-    state_file = state_file_path(args.endpoint_id)
-    try:
-        try:
-            pod.start(wait_ready=False)
-        except (LocalPodError, ValueError) as exc:
-            print(f"localpod: {exc}", file=sys.stderr)
-            return 1
-        write_state_file(state_file, _lb_state(pod))
-        print(f"localpod: load-balancing endpoint {pod.endpoint_id} at {pod.base_url} "
-              f"({args.workers} worker(s), model {args.model}; logs in {pod.state_dir}/logs)")
-        print(f"localpod: OpenAI's speech API at {pod.base_url}/v1 (the API key as the key)")
-        for name, value in pod.client_env().items():
-            print(f"{name}={value}")
-        print("localpod: workers are loading; requests are held until one answers /ping 200",
-              flush=True)
-        started = time.monotonic()
-        ready = False
-        recorded = None
-        while not stop.is_set():
-            if not ready:
-                try:
-                    pod.wait_ready(timeout_s=0.5)
-                    ready = True
-                    print(f"localpod: ready: {args.workers} worker(s) in "
-                          f"{time.monotonic() - started:.1f} s", flush=True)
-                except WorkerStartError as exc:
-                    print(f"localpod: {exc}", file=sys.stderr, flush=True)
-                    return 1
-                except LocalPodError:
-                    if time.monotonic() - started > args.ready_timeout:
-                        print(f"localpod: workers not ready after {args.ready_timeout:g} s",
-                              file=sys.stderr, flush=True)
-                        return 1
-            else:
-                stop.wait(0.5)
-            key = tuple((w["id"], w["pid"], w["health"] == "dead") for w in pod.workers())
-            if key != recorded:
-                recorded = key
-                write_state_file(state_file, _lb_state(pod))
-        print("localpod: stopping", flush=True)
-        return 0
-    finally:
-        pod.stop()
-        state_file.unlink(missing_ok=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        print("localpod: stopped", flush=True)

@@ -17,18 +17,16 @@ import os
 import secrets
 import shutil
 import socket
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
 from honora_tts import checkout
 from honora_tts.localpod.background_server import HOST, BackgroundServer, ServerStartError
-from honora_tts.localpod.controlplane import LocalPodError, WorkerStartError
+from honora_tts.localpod.controlplane import LocalPodError
 from honora_tts.localpod.load_balancer import (
     HOLD_S,
     MAX_BODY_BYTES,
@@ -37,6 +35,7 @@ from honora_tts.localpod.load_balancer import (
     Upstream,
     build_app,
 )
+from honora_tts.localpod.pod_base import PodBase
 from honora_tts.localpod.supervisor import Supervisor, WorkerProcess, threads_per_worker
 
 #: How often each worker's /ping is asked.
@@ -65,7 +64,7 @@ def _model_environment(model: str) -> dict[str, str]:
     return {"HONORA_XTTS_MODEL": model}
 
 
-class LoadBalancedPod:
+class LoadBalancedPod(PodBase):
     """A local RunPod load-balancing endpoint: ``with LoadBalancedPod(workers=3) as pod:`` then
     point clients at :attr:`base_url` with :attr:`api_key` (:meth:`client_env`; OpenAI's client:
     ``base_url=pod.base_url + "/v1"``).
@@ -106,20 +105,16 @@ class LoadBalancedPod:
         self._port = port
         self._concurrency = max_concurrency_per_worker
         self._worker_env = dict(worker_env or {})
-        self._state_dir_given = state_dir
+        super().__init__(state_dir)
         self._restart = restart_dead_workers
         self._processing_limit_s = processing_limit_s
         self._max_body_bytes = max_body_bytes
         self.balancer = Balancer(capacity=max_concurrency_per_worker, hold_s=hold_s)
-        self.state_dir: Path | None = None
-        self._created_state_dir = False
-        self._http: BackgroundServer | None = None
         self._supervisor: Supervisor | None = None
         self._monitor: asyncio.Task[None] | None = None
         self._machines = 0
         self._early_deaths = 0
         self.init_crashes: list[str] = []
-        self._crashes_reported = 0
         self.base_url = ""
         self.started_at: float | None = None
 
@@ -133,7 +128,7 @@ class LoadBalancedPod:
         if not self.handler_path.exists():
             raise LocalPodError(f"worker entry not found: {self.handler_path}")
         self.started_at = time.time()
-        self._prepare_state_dir()
+        self._prepare_state_dir("localpod-lb")
         assert self.state_dir is not None
         http = BackgroundServer(port=self._port, name=f"localpod-lb-{self.endpoint_id}")
         try:
@@ -203,23 +198,6 @@ class LoadBalancedPod:
             supervisor.reap()
             await asyncio.sleep(0.05)
         supervisor.kill_all()
-
-    def __enter__(self) -> Self:
-        if self._http is None:
-            self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self.stop()
-
-    def _prepare_state_dir(self) -> None:
-        if self._state_dir_given is not None:
-            self.state_dir = Path(self._state_dir_given)
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            self.state_dir = Path(tempfile.mkdtemp(prefix=f"localpod-lb-{self.endpoint_id}-"))
-            self._created_state_dir = True
 
     def _call_soon(self, fn: Any, *args: Any) -> Any:
         if self._http is None:
@@ -308,18 +286,8 @@ class LoadBalancedPod:
 
     # ------------------------------------------------------------------ public API
 
-    @property
-    def running(self) -> bool:
-        return self._http is not None
-
-    def client_env(self) -> dict[str, str]:
-        """The variables ``honora_tts.client`` (and a shell) uses to reach this endpoint."""
-        return {
-            "RUNPOD_API_BASE": self.base_url,
-            "RUNPOD_ENDPOINT_ID": self.endpoint_id,
-            "RUNPOD_API_KEY": self.api_key,
-            "HONORA_ENDPOINT_MODE": "load_balancing",
-        }
+    def _client_env_extra(self) -> dict[str, str]:
+        return {"HONORA_ENDPOINT_MODE": "load_balancing"}
 
     def workers(self) -> list[dict[str, Any]]:
         """Every worker started (dead ones included): id, pid, port, health (also as
@@ -360,25 +328,5 @@ class LoadBalancedPod:
             raise LocalPodError(f"no worker {worker_id!r}")
         return worker.log_tail(max_bytes)
 
-    def wait_ready(self, n: int | None = None, timeout_s: float = 120) -> None:
-        """Block until ``n`` workers (default: every live one) answer 200 on /ping. Raises
-        :class:`WorkerStartError` with the log of a worker that died while loading,
-        :class:`LocalPodError` when time runs out."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if len(self.init_crashes) > self._crashes_reported:
-                self._crashes_reported = len(self.init_crashes)
-                crashed = self.init_crashes[-1]
-                raise WorkerStartError(f"worker {crashed} died while loading; its log ends "
-                                       f"with:\n{self.log_tail(crashed)}")
-            workers = self.workers()
-            ready = [w for w in workers if w["health"] == "ready"]
-            alive = [w for w in workers if w["health"] != "dead"]
-            if len(ready) >= (n if n is not None else max(1, len(alive))):
-                return
-            if time.monotonic() >= deadline:
-                states = ", ".join(f"{w['id']}={w['health']}" for w in alive)
-                tails = "".join(f"\n--- {w['id']} ---\n{self.log_tail(w['id'], 1500)}"
-                                for w in alive if w["health"] != "ready")
-                raise LocalPodError(f"workers not ready after {timeout_s:g} s ({states}){tails}")
-            time.sleep(0.1)
+    def _init_crashes(self) -> list[str]:
+        return list(self.init_crashes)

@@ -8,12 +8,10 @@ import concurrent.futures
 import os
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from honora_tts import checkout
 from honora_tts.localpod.app import build_app
@@ -22,9 +20,9 @@ from honora_tts.localpod.controlplane import (
     ControlPlane,
     LocalPodError,
     PodSettings,
-    WorkerStartError,
 )
 from honora_tts.localpod.images import ImageCatalog
+from honora_tts.localpod.pod_base import PodBase
 from honora_tts.localpod.releases import LEGACY_IMAGES, ReleaseManager
 from honora_tts.localpod.supervisor import Supervisor, threads_per_worker, worker_environment
 
@@ -43,7 +41,7 @@ def model_environment(model: str) -> dict[str, str]:
     return {"HONORA_XTTS_MODEL": model}
 
 
-class LocalPod:
+class LocalPod(PodBase):
     """A local RunPod-compatible serverless endpoint running real worker processes.
 
     Use it as a context manager (``with LocalPod(workers=2) as pod: ...``) or call
@@ -68,6 +66,8 @@ class LocalPod:
     of them in a rolling release (see :mod:`honora_tts.localpod.releases`). Without ``images``
     the workers report ``localpod/honora-tts:current`` (or ``:stale``) as their image.
     """
+
+    ready_states = ("ready", "running")
 
     def __init__(
         self,
@@ -119,8 +119,7 @@ class LocalPod:
         self._port = port
         self._worker_env = dict(worker_env or {})
         self._max_concurrency = max_concurrency_per_worker
-        self._state_dir_given = state_dir
-        self.state_dir: Path | None = None
+        super().__init__(state_dir)
         self._settings = PodSettings(
             endpoint_id=endpoint_id,
             api_key=self.api_key,
@@ -138,9 +137,6 @@ class LocalPod:
         )
         self._plane: ControlPlane | None = None
         self._releases: ReleaseManager | None = None
-        self._http: BackgroundServer | None = None
-        self._created_state_dir = False
-        self._crashes_reported = 0
         self.base_url = ""
         self.endpoint_url = ""
         self.started_at: float | None = None
@@ -155,7 +151,7 @@ class LocalPod:
         if not self._settings.current_handler.exists():
             raise LocalPodError(f"worker handler not found: {self._settings.current_handler}")
         self.started_at = time.time()
-        self._prepare_state_dir()
+        self._prepare_state_dir("localpod")
         http = BackgroundServer(port=self._port, name=f"localpod-{self.endpoint_id}")
         try:
             port = http.listen()
@@ -228,27 +224,6 @@ class LocalPod:
         if self._created_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
-        if self._http is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _prepare_state_dir(self) -> None:
-        if self._state_dir_given is not None:
-            self.state_dir = Path(self._state_dir_given)
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            self.state_dir = Path(tempfile.mkdtemp(prefix=f"localpod-{self.endpoint_id}-"))
-            self._created_state_dir = True
-
     # ------------------------------------------------------------------ calls into the loop
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -268,18 +243,8 @@ class LocalPod:
 
     # ------------------------------------------------------------------ public API
 
-    @property
-    def running(self) -> bool:
-        return self._http is not None
-
-    def client_env(self) -> dict[str, str]:
-        """The variables ``honora_tts.client`` (and a shell) uses to reach this pod."""
-        return {
-            "RUNPOD_API_BASE": self.base_url,
-            "RUNPOD_ENDPOINT_ID": self.endpoint_id,
-            "RUNPOD_API_KEY": self.api_key,
-            "RUNPOD_MANAGEMENT_API_BASE": self.management_base,
-        }
+    def _client_env_extra(self) -> dict[str, str]:
+        return {"RUNPOD_MANAGEMENT_API_BASE": self.management_base}
 
     @property
     def management_base(self) -> str:
@@ -324,32 +289,5 @@ class LocalPod:
             raise LocalPodError(f"no worker {worker_id!r}")
         return worker.log_tail(max_bytes)
 
-    def wait_ready(self, n: int | None = None, timeout_s: float = 120) -> None:
-        """Block until ``n`` workers (default: every live worker) are ready or running.
-        Raises :class:`WorkerStartError` with the worker's log when a worker died while
-        loading (each such death is reported once), :class:`LocalPodError` when time runs
-        out."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            workers = self.workers()
-            crashes = self._call(lambda: list(self.plane.init_crashes))
-            if len(crashes) > self._crashes_reported:
-                self._crashes_reported = len(crashes)
-                crashed = crashes[-1]
-                raise WorkerStartError(
-                    f"worker {crashed} died while loading; its log ends with:\n"
-                    + self.log_tail(crashed)
-                )
-            ready = [w for w in workers if w["state"] in ("ready", "running")]
-            alive = [w for w in workers if w["state"] != "dead"]
-            if len(ready) >= (n if n is not None else max(1, len(alive))):
-                return
-            if time.monotonic() >= deadline:
-                states = ", ".join(f"{w['id']}={w['state']}" for w in alive)
-                tails = "".join(
-                    f"\n--- {w['id']} ---\n{self.log_tail(w['id'], 1500)}"
-                    for w in alive
-                    if w["state"] == "initializing"
-                )
-                raise LocalPodError(f"workers not ready after {timeout_s:g} s ({states}){tails}")
-            time.sleep(0.1)
+    def _init_crashes(self) -> list[str]:
+        return list(self._call(lambda: list(self.plane.init_crashes)))

@@ -256,17 +256,16 @@ def build_app(worker: HttpWorker) -> FastAPI:
         request_id = _request_id(request)
         worker.counters["jobs"] += 1
         try:
-            job = await _job(request, request_id)
-            if isinstance(job, Response):
-                return job
-            adapter = worker.adapter
-            if adapter is None:
-                return not_ready(request_id)
+            taken = await _job(request, request_id)
+            if isinstance(taken, Response):
+                return taken
+            job, adapter = taken
             started = time.perf_counter()
             async with worker.slots:
                 answer = await run_in_threadpool(adapter.handle, job)
-            status = _job_status(job["id"], answer, started)
-            return JSONResponse(status, headers=build_headers(request_id))
+            output = dict(answer)  # a dict with ``error`` fails the job; the rest is its output
+            status = _job_status(job["id"], output.pop("error", None), started)
+            return JSONResponse({**status, "output": output}, headers=build_headers(request_id))
         except Exception as exc:  # noqa: BLE001 - the worker answers, never crashes
             return unexpected(exc, request_id)
 
@@ -275,18 +274,18 @@ def build_app(worker: HttpWorker) -> FastAPI:
         request_id = _request_id(request)
         worker.counters["stream_jobs"] += 1
         try:
-            job = await _job(request, request_id)
-            if isinstance(job, Response):
-                return job
-            adapter = worker.adapter
-            if adapter is None:
-                return not_ready(request_id)
+            taken = await _job(request, request_id)
         except Exception as exc:  # noqa: BLE001 - the worker answers, never crashes
             return unexpected(exc, request_id)
+        if isinstance(taken, Response):
+            return taken
+        job, adapter = taken
         return StreamingResponse(_job_lines(worker, adapter, job), headers=build_headers(
             request_id), media_type="application/x-ndjson")
 
-    async def _job(request: Request, request_id: str) -> dict[str, Any] | Response:
+    async def _job(request: Request,
+                   request_id: str) -> tuple[dict[str, Any], RunPodAdapter] | Response:
+        """RunPod's job for the body and the adapter to run it, or the refusal."""
         body = await json_body(request, request_id)
         if isinstance(body, Response):
             return body
@@ -294,7 +293,9 @@ def build_app(worker: HttpWorker) -> FastAPI:
             return error(ErrorInfo(code=ErrorCode.INVALID_INPUT, field="input",
                                    message='the body must be {"input": <request>}, as RunPod '
                                    "sends a job"), request_id)
-        return {"id": f"lb-{request_id}", "input": body["input"]}
+        if worker.adapter is None:
+            return not_ready(request_id)
+        return {"id": f"lb-{request_id}", "input": body["input"]}, worker.adapter
 
     return app
 
@@ -404,15 +405,12 @@ async def _close(events: Iterator[Any], items: AsyncIterator[Any],
 # -------------------------------------------------------------------- honora's job routes
 
 
-def _job_status(job_id: str, answer: dict[str, Any], started: float) -> dict[str, Any]:
-    """RunPod's job object for a handler's answer: a dict with ``error`` fails the job, and
-    the rest of it is the ``output``."""
-    output = dict(answer)
-    error = output.pop("error", None)
+def _job_status(job_id: str, error: Any, started: float) -> dict[str, Any]:
+    """RunPod's job object for a job that ended, failed when it has an ``error``."""
     status: dict[str, Any] = {
         "id": job_id, "status": "FAILED" if error is not None else "COMPLETED",
         "delayTime": 0, "executionTime": round((time.perf_counter() - started) * 1000),
-        "workerId": version_record().worker_id, "output": output,
+        "workerId": version_record().worker_id,
     }
     if error is not None:
         status["error"] = error
@@ -434,14 +432,7 @@ async def _job_lines(worker: HttpWorker, adapter: RunPodAdapter,
                 yield _line({"output": item})
         finally:
             await run_in_threadpool(getattr(items, "close", lambda: None))
-    status: dict[str, Any] = {
-        "id": job["id"], "status": "FAILED" if error is not None else "COMPLETED",
-        "delayTime": 0, "executionTime": round((time.perf_counter() - started) * 1000),
-        "workerId": version_record().worker_id,
-    }
-    if error is not None:
-        status["error"] = error
-    yield _line(status)
+    yield _line(_job_status(job["id"], error, started))
 
 
 def _line(value: dict[str, Any]) -> bytes:

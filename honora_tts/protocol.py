@@ -180,8 +180,8 @@ class SynthesisParams(_Strict):
     max_ref_length: Annotated[int, Field(ge=1, le=MAX_REF_LENGTH_S)] | None = None
     #: Streaming: GPT tokens per streamed chunk.
     stream_chunk_size: Annotated[int, Field(ge=4, le=200)] | None = None
-    #: Streaming: GPT tokens in the first chunk of each sentence (a small one: early audio),
-    #: then ``stream_chunk_size`` per chunk.
+    #: Streaming: GPT tokens in the first chunk of each sentence (a small one: early audio;
+    #: at most ``stream_chunk_size``), then ``stream_chunk_size`` per chunk.
     stream_first_chunk_size: Annotated[int, Field(ge=2, le=200)] | None = None
 
     def overrides(self) -> dict[str, Any]:

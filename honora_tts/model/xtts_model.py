@@ -277,7 +277,9 @@ class XttsModel:
             max_new_tokens=min(max_new, self.max_new_tokens_limit),
             stream_chunk_size=max(1, int(merged["stream_chunk_size"])),
             seed=None if seed is None else int(seed),
-            first_chunk_size=int(merged.get("stream_first_chunk_size") or 0),
+            # never more than the chunks after it: a small first chunk, then larger
+            first_chunk_size=min(int(merged.get("stream_first_chunk_size") or 0),
+                                 max(1, int(merged["stream_chunk_size"]))),
         )
 
     def _rng(self, seed: int | None) -> _RequestRng:

@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "p8": ("cold_start", "cold start: worker start to first job vs bare model load"),
     "p9": ("batching", "batching: 1, 4, 8 requests at once, batched vs serialized decoding"),
     "p10": ("speech_measures", "speech measures: one 5 s clip, offline backends, on the CPU"),
+    "p11": ("stream_continuity", "stream continuity: underruns at 50/100/200 ms buffers"),
 }
 ALIASES = {module.replace("_", "-"): name for name, (module, _) in BENCHMARKS.items()}
 #: The longest one benchmark may run when several run in a row (seconds).

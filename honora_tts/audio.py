@@ -1,48 +1,62 @@
-"""Audio in and out: the output formats, encoding, decoding, resampling, joining synthesized
-pieces, measurements.
+"""Audio in and out: the output formats, encoding (whole files and streams), decoding,
+resampling, joining synthesized pieces, measurements.
 
-Samples are float32 mono arrays in [-1, 1]. Encoding and decoding go through soundfile
-(libsndfile 1.2, whose wheel writes MP3 and OGG Vorbis as well as WAV and FLAC); resampling is
-polyphase (``scipy.signal.resample_poly``).
+Samples are float32 mono arrays in [-1, 1]. Whole files go through soundfile (libsndfile 1.2,
+whose wheel writes MP3, Ogg Vorbis and Ogg Opus as well as WAV and FLAC), or through FFmpeg's
+encoders (PyAV) where libsndfile has none (AAC); streams (:class:`StreamEncoder`) go through
+FFmpeg's encoders into containers that need no seeking back, or are raw PCM (``pcm``; ``wav``: a
+header of unknown length, then PCM, as OpenAI's speech API streams it). Decoding goes through
+soundfile; resampling is polyphase (``scipy.signal.resample_poly``).
 
 :data:`OUTPUT_FORMATS` is the one table of output formats: the protocol's choices, the
-encoder, the client's file suffixes, the delivery's content types and the listening test's
-players all read it, so a new format is one row here (and its name in :data:`AudioFormat`).
-numpy, soundfile and scipy are imported where they are used: the light client reads the table
-through the protocol without them.
+encoders, the client's file suffixes, the delivery's and the HTTP mode's content types and the
+listening test's players all read it, so a new format is one row here (and its name in
+:data:`AudioFormat`). numpy, soundfile and scipy are imported where they are used: the light
+client reads the table through the protocol without them.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import numpy as np
 
-#: The output formats' names (the protocol's ``output.format``); one per row of
-#: :data:`OUTPUT_FORMATS`.
-AudioFormat = Literal["wav", "flac", "ogg", "mp3"]
-#: The rates an MPEG-1/2/2.5 layer III stream can carry.
+#: The output formats' names (the protocol's ``output.format``): honora's (``ogg`` is Vorbis)
+#: and OpenAI's speech formats (``opus`` in Ogg, ``aac`` in ADTS, ``pcm``: raw 16-bit
+#: little-endian mono); one per row of :data:`OUTPUT_FORMATS`.
+AudioFormat = Literal["wav", "flac", "ogg", "mp3", "opus", "aac", "pcm"]
+#: The rates an MPEG-1/2/2.5 layer III stream can carry (FFmpeg's AAC encoder takes the same).
 MP3_SAMPLE_RATES = (8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000)
+#: The rates an Opus encoder takes.
+OPUS_SAMPLE_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
 
 
 @dataclass(frozen=True)
 class OutputFormat:
-    """One output format: what soundfile writes (``container``, ``subtype``), the file
-    ``suffix``, the ``media_type`` served with it, and the ``sample_rates`` it can carry
-    (None: any rate the protocol allows)."""
+    """One output format: the file ``suffix``, the ``media_type`` served with it (OpenAI's
+    speech API's), how it is written (``soundfile``: libsndfile's (format, subtype) for whole
+    files; ``ffmpeg``: FFmpeg's (muxer, encoder) for streams, and for whole files libsndfile
+    cannot write; neither: raw 16-bit PCM, ``wav`` adds its header), and the ``sample_rates``
+    it can carry (None: any rate the protocol allows)."""
 
     name: AudioFormat
-    container: str
-    subtype: str
     suffix: str
     media_type: str
+    soundfile: tuple[str, str] | None = None
+    ffmpeg: tuple[str, str] | None = None
     sample_rates: tuple[int, ...] | None = None
+
+    @property
+    def streams(self) -> bool:
+        """Whether the format can be sent while it is being synthesized."""
+        return self.ffmpeg is not None or self.soundfile is None or self.soundfile[0] == "WAV"
 
     def rate_problem(self, rate: int) -> str | None:
         """Why this format cannot carry ``rate`` Hz (None when it can)."""
@@ -54,17 +68,41 @@ class OutputFormat:
 
 #: Every output format, one row each. WAV and FLAC carry 16-bit PCM.
 OUTPUT_FORMATS: dict[AudioFormat, OutputFormat] = {row.name: row for row in (
-    OutputFormat("wav", "WAV", "PCM_16", ".wav", "audio/wav"),
-    OutputFormat("flac", "FLAC", "PCM_16", ".flac", "audio/flac"),
-    OutputFormat("ogg", "OGG", "VORBIS", ".ogg", "audio/ogg"),
-    OutputFormat("mp3", "MP3", "MPEG_LAYER_III", ".mp3", "audio/mpeg", MP3_SAMPLE_RATES),
+    OutputFormat("wav", ".wav", "audio/wav", soundfile=("WAV", "PCM_16")),
+    OutputFormat("flac", ".flac", "audio/flac", soundfile=("FLAC", "PCM_16"),
+                 ffmpeg=("flac", "flac")),
+    OutputFormat("ogg", ".ogg", "audio/ogg", soundfile=("OGG", "VORBIS")),
+    OutputFormat("mp3", ".mp3", "audio/mpeg", soundfile=("MP3", "MPEG_LAYER_III"),
+                 ffmpeg=("mp3", "libmp3lame"), sample_rates=MP3_SAMPLE_RATES),
+    OutputFormat("opus", ".opus", "audio/opus", soundfile=("OGG", "OPUS"),
+                 ffmpeg=("ogg", "libopus"), sample_rates=OPUS_SAMPLE_RATES),
+    OutputFormat("aac", ".aac", "audio/aac", ffmpeg=("adts", "aac"),
+                 sample_rates=MP3_SAMPLE_RATES),
+    OutputFormat("pcm", ".pcm", "audio/pcm"),
 )}
+#: An Ogg page every 20 ms of audio, so that a streamed Opus chunk leaves at once (FFmpeg's
+#: default holds a page for a second).
+_OGG_PAGE_US = "20000"
+_PYAV_EXTRA = "pip install 'honora-tts[worker]' (PyAV)"
 
 
 def format_for_suffix(suffix: str) -> OutputFormat | None:
     """The output format whose files end in ``suffix`` (``.flac``, any case), or None."""
     suffix = suffix.lower()
     return next((row for row in OUTPUT_FORMATS.values() if row.suffix == suffix), None)
+
+
+def output_format(fmt: str, rate: int) -> OutputFormat:
+    """The table's row for ``fmt``; ValueError for an unknown format or a rate it cannot
+    carry."""
+    row = OUTPUT_FORMATS.get(fmt)  # type: ignore[call-overload]
+    if row is None:
+        raise ValueError(f"unknown audio format {fmt!r}; choose one of "
+                         f"{', '.join(OUTPUT_FORMATS)}")
+    problem = row.rate_problem(rate)
+    if problem:
+        raise ValueError(problem)
+    return row
 
 
 CLIPPING_LEVEL = 0.999
@@ -108,29 +146,140 @@ def encode(
     fmt: AudioFormat,
     target_rate: int | None = None,
 ) -> bytes:
-    """Encode mono float samples as ``fmt`` (wav/flac: 16-bit PCM, ogg: Vorbis, mp3: layer III),
-    resampled to ``target_rate`` first when it differs from ``sample_rate``."""
+    """Encode mono float samples as ``fmt`` (see :data:`OUTPUT_FORMATS`: wav/flac 16-bit PCM,
+    ogg Vorbis, mp3 layer III, opus in Ogg, aac in ADTS, pcm raw 16-bit), resampled to
+    ``target_rate`` first when it differs from ``sample_rate``."""
     import numpy as np
     import soundfile as sf
 
-    row = OUTPUT_FORMATS.get(fmt)
-    if row is None:
-        raise ValueError(f"unknown audio format {fmt!r}; choose one of "
-                         f"{', '.join(OUTPUT_FORMATS)}")
     samples = _as_mono_float32(samples)
     rate = target_rate or sample_rate
-    problem = row.rate_problem(rate)
-    if problem:
-        raise ValueError(problem)
+    row = output_format(fmt, rate)
     if rate != sample_rate:
         samples = resample(samples, sample_rate, rate)
     samples = np.clip(samples, -1.0, 1.0)
+    if row.soundfile is None:
+        encoder = StreamEncoder(fmt, rate)
+        return encoder.encode(samples) + encoder.finish()
+    container, subtype = row.soundfile
     buffer = io.BytesIO()
     with sf.SoundFile(
-        buffer, mode="w", samplerate=rate, channels=1, format=row.container, subtype=row.subtype
+        buffer, mode="w", samplerate=rate, channels=1, format=container, subtype=subtype
     ) as handle:
         handle.write(samples)
     return buffer.getvalue()
+
+
+def wav_stream_header(sample_rate: int) -> bytes:
+    """A 16-bit mono WAV header whose sizes say "unknown" (0xFFFFFFFF), for a stream whose
+    length is not known when it starts; libsndfile and FFmpeg read such files to their end."""
+    unknown = 0xFFFFFFFF
+    fmt_chunk = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (b"RIFF" + struct.pack("<I", unknown) + b"WAVEfmt " + struct.pack("<I", 16)
+            + fmt_chunk + b"data" + struct.pack("<I", unknown))
+
+
+class _Sink(io.RawIOBase):
+    """A write-only, unseekable file for FFmpeg's muxers: what they write is taken as it comes,
+    so nothing can be rewritten after it has been sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, data: Any) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        data, self._parts = b"".join(self._parts), []
+        return data
+
+
+class StreamEncoder:
+    """``fmt`` written as its samples arrive: :meth:`encode` takes mono float chunks at
+    ``sample_rate`` and returns the bytes ready so far (possibly none), :meth:`finish` the rest.
+    The bytes joined are one valid file (or raw PCM). ValueError for a format that cannot
+    stream (Ogg Vorbis: libsndfile holds its pages to the end) or a rate it cannot carry."""
+
+    def __init__(self, fmt: str, sample_rate: int) -> None:
+        spec = output_format(fmt, sample_rate)
+        if not spec.streams:
+            streaming = ", ".join(name for name, s in OUTPUT_FORMATS.items() if s.streams)
+            raise ValueError(f"{fmt} cannot be streamed; stream one of {streaming}")
+        self.format = fmt
+        self.sample_rate = sample_rate
+        self.media_type = spec.media_type
+        self._head = wav_stream_header(sample_rate) if fmt == "wav" else b""
+        self._container: Any = None
+        self._finished = False
+        if spec.ffmpeg is not None:
+            self._open_ffmpeg(*spec.ffmpeg)
+
+    def _open_ffmpeg(self, muxer: str, codec: str) -> None:
+        try:
+            import av
+        except ImportError as exc:
+            raise ValueError(f"{self.format} needs FFmpeg's encoders: {_PYAV_EXTRA}") from exc
+        self._sink = _Sink()
+        options = {"page_duration": _OGG_PAGE_US} if muxer == "ogg" else {}
+        self._container = av.open(self._sink, mode="w", format=muxer, options=options)
+        self._stream = self._container.add_stream(codec, rate=self.sample_rate, layout="mono")
+        self._resampler = av.AudioResampler(
+            format=self._stream.codec_context.format.name, layout="mono", rate=self.sample_rate
+        )
+        self._frame_class = av.AudioFrame
+        self._pts = 0
+
+    def encode(self, samples: np.ndarray) -> bytes:
+        """The encoded bytes that ``samples`` completed (the first call: the header too)."""
+        if self._finished:
+            raise ValueError("this stream is finished")
+        import numpy as np
+
+        pcm = np.clip(_as_mono_float32(samples), -1.0, 1.0)
+        head, self._head = self._head, b""
+        if self._container is None:
+            return head + to_pcm16(pcm)
+        if pcm.size:
+            frame = self._frame_class.from_ndarray(pcm.reshape(1, -1), format="flt",
+                                                   layout="mono")
+            frame.sample_rate = self.sample_rate
+            frame.pts = self._pts
+            self._pts += pcm.size
+            self._mux(self._resampler.resample(frame))
+        return head + self._sink.take()
+
+    def finish(self) -> bytes:
+        """The rest: the encoder's last frames and the container's trailer."""
+        if self._finished:
+            return b""
+        self._finished = True
+        head, self._head = self._head, b""
+        if self._container is None:
+            return head
+        self._mux(self._resampler.resample(None))
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        return head + self._sink.take()
+
+    def close(self) -> None:
+        """Drop an unfinished stream (the client went away)."""
+        if not self._finished and self._container is not None:
+            self._finished = True
+            self._container.close()
+
+    def _mux(self, frames: list[Any]) -> None:
+        for frame in frames:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
 
 
 def decode(data: bytes) -> tuple[np.ndarray, int]:

@@ -77,6 +77,10 @@ class ErrorCode(StrEnum):
     MODEL_NOT_READY = "model_not_ready"
     CANCELLED = "cancelled"
     INTERNAL_ERROR = "internal_error"
+    #: The load-balancing mode's own (:mod:`honora_tts.worker.http_app`): a named voice the
+    #: voice library does not hold, and a request body over the worker's limit.
+    VOICE_NOT_FOUND = "voice_not_found"
+    REQUEST_TOO_LARGE = "request_too_large"
 
 
 class ErrorInfo(BaseModel):
@@ -144,7 +148,8 @@ class SamplingParams:
     local engine and model: the values of the ``config.json`` shipped with the XTTS-v2 release
     (temperature 0.75, repetition_penalty 5.0, top_k 50, top_p 0.85, length_penalty 1.0) with
     speed 1.0, latents from the first 6 s (``gpt_cond_len``) of at most 30 s of reference
-    (``max_ref_length``), and 20 GPT tokens per streamed chunk. coqui's class config
+    (``max_ref_length``), and 20 GPT tokens per streamed chunk after a first chunk of 16.
+    coqui's class config
     (temperature 0.85, repetition_penalty 2.0) and its method defaults (repetition_penalty
     10.0) are not used.
 
@@ -166,6 +171,11 @@ class SamplingParams:
     max_new_tokens: int | None = None
     speed: float = 1.0
     stream_chunk_size: int = 20
+    #: GPT tokens of a sentence's first streamed chunk (then ``stream_chunk_size`` each). From
+    #: P11 (``python -m benchmarks p11``): a first chunk of 16 codes plays 0.35 s and comes
+    #: about 60 ms sooner than one of 20 with no more stalls; 12 codes come 200 ms sooner but
+    #: play 0.17 s, and every stream then ran dry longer where generation is near real time.
+    stream_first_chunk_size: int = 16
     gpt_cond_len: int = 6
     max_ref_length: int = 30
 
@@ -187,8 +197,9 @@ class SamplingParams:
             raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
         if not (self.speed > 0 and math.isfinite(self.speed)):
             raise ValueError(f"speed must be a positive number, got {self.speed}")
-        if self.stream_chunk_size < 1:
-            raise ValueError(f"stream_chunk_size must be positive, got {self.stream_chunk_size}")
+        if self.stream_chunk_size < 1 or self.stream_first_chunk_size < 1:
+            raise ValueError(f"stream_chunk_size and stream_first_chunk_size must be positive, "
+                             f"got {self.stream_chunk_size} and {self.stream_first_chunk_size}")
         if self.gpt_cond_len < 1 or self.max_ref_length < 1:
             raise ValueError(f"gpt_cond_len and max_ref_length must be positive, got "
                              f"{self.gpt_cond_len} and {self.max_ref_length}")
@@ -230,6 +241,9 @@ class SynthesisParams(_Strict):
     max_ref_length: Annotated[int, Field(ge=1, le=MAX_REF_LENGTH_S)] | None = None
     #: Streaming: GPT tokens per streamed chunk.
     stream_chunk_size: Annotated[int, Field(ge=4, le=200)] | None = None
+    #: Streaming: GPT tokens in the first chunk of each sentence (a small one: early audio;
+    #: at most ``stream_chunk_size``), then ``stream_chunk_size`` per chunk.
+    stream_first_chunk_size: Annotated[int, Field(ge=2, le=200)] | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The values given, nothing else."""
@@ -393,6 +407,12 @@ def _first_error(exc: ValidationError, prefix: str = "") -> ErrorInfo:
     elif err["type"] == "missing":
         message = f"field {last!r} is required"
     return ErrorInfo(code=code, message=f"{field}: {message}" if field else message, field=field)
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> ErrorInfo:
+    """The first problem of a pydantic validation of a request model as the structured error
+    the worker answers with (unknown and missing fields named; a language: its own code)."""
+    return _first_error(exc, prefix)
 
 
 def _text_error(text: str, field: str, limit: int = MAX_TEXT_CHARS) -> ErrorInfo | None:

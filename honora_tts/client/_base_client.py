@@ -227,7 +227,9 @@ class BaseClient:
         max_response_bytes: int = C.MAX_RESPONSE_BYTES,
     ) -> None:
         """``max_response_bytes`` caps every body this transport reads, after decompression
-        (API answers and downloads)."""
+        (API answers and downloads). ``base_url``: where paths start
+        (``{api_base}/{endpoint_id}`` for a queue endpoint; a load-balancing endpoint's paths
+        are its workers', at its own URL)."""
         register_secret(api_key)
         self.base_url = base_url.rstrip("/")
         self.endpoint_id = endpoint_id
@@ -288,12 +290,15 @@ class BaseClient:
         deadline: Deadline | None = None,
         job_id: str | None = None,
         timeout: httpx.Timeout | None = None,
+        headers: Mapping[str, str] | None = None,
+        observe: Callable[[httpx.Response, bytes], None] | None = None,
     ) -> Any:
         """Send one request (with the retries that are safe for it) and return parsed JSON.
 
         ``submits_job`` marks a request that creates a GPU job: it is re-sent only when it
         provably never reached the endpoint. ``payload_limit`` (bytes) refuses bigger bodies
-        before any network traffic.
+        before any network traffic. ``headers`` are added to the request; ``observe`` sees
+        every answer (its headers and body) before it is parsed.
         """
         content = None
         if body is not None:
@@ -309,7 +314,7 @@ class BaseClient:
         try:
             return retrying(
                 self._send_once, method, path, content, params, request_id, deadline, ids,
-                timeout or self.timeout,
+                timeout or self.timeout, headers, observe,
             )
         except _ConnectionFailed as exc:
             if deadline.expired:
@@ -417,8 +422,37 @@ class BaseClient:
         deadline: Deadline,
         ids: dict[str, Any],
         timeout: httpx.Timeout,
+        extra_headers: Mapping[str, str] | None = None,
+        observe: Callable[[httpx.Response, bytes], None] | None = None,
     ) -> Any:
-        headers = {}
+        with deadline_scope(deadline.attempt_ends(deadline.clip(timeout))):
+            response = self._open(method, path, content, params, request_id, deadline, ids,
+                                  timeout, extra_headers)
+            try:
+                body = read_body(response, self.max_response_bytes,
+                                 f"the answer to {method} /{path}", ids)
+            except httpx.TransportError as exc:
+                raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
+            finally:
+                response.close()
+        if observe is not None:
+            observe(response, body)
+        return self._parse(method, path, response, body, ids)
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, Any] | None,
+        request_id: str | None,
+        deadline: Deadline,
+        ids: dict[str, Any],
+        timeout: httpx.Timeout,
+        extra_headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """Send one request; the answer's body is left to read."""
+        headers = dict(extra_headers or {})
         if request_id:
             headers[C.REQUEST_ID_HEADER] = request_id
         if content is not None:
@@ -429,19 +463,50 @@ class BaseClient:
         )
         with deadline_scope(deadline.attempt_ends(timeout)):
             try:
-                response = self._http.send(request, stream=True)
+                return self._http.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 raise _ConnectionFailed(self._describe(exc), sent=False, **ids) from exc
             except httpx.TransportError as exc:
                 raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
-            try:
-                body = read_body(response, self.max_response_bytes,
-                                 f"the answer to {method} /{path}", ids)
-            except httpx.TransportError as exc:
-                raise _ConnectionFailed(self._describe(exc), sent=True, **ids) from exc
-            finally:
-                response.close()
-        return self._parse(method, path, response, body, ids)
+
+    def open_stream(
+        self,
+        path: str,
+        body: Any,
+        *,
+        request_id: str | None,
+        deadline: Deadline,
+        headers: Mapping[str, str] | None = None,
+        payload_limit: int | None = None,
+        observe: Callable[[httpx.Response, bytes], None] | None = None,
+    ) -> httpx.Response:
+        """``POST path`` whose answer is read as it comes (a streamed synthesis): the open
+        response, its status checked (an error answer is read and raised as for
+        :meth:`request`). Never re-sent: the caller closes the response."""
+        ids: dict[str, Any] = {"request_id": request_id, "job_id": None}
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        if payload_limit is not None and len(content) > payload_limit:
+            raise PayloadTooLarge(len(content), payload_limit, f"POST /{path}", **ids)
+        try:
+            response = self._open("POST", path, content, None, request_id, deadline, ids,
+                                  self.timeout, headers)
+        except _ConnectionFailed as exc:
+            if exc.sent:
+                raise SubmissionUncertain(
+                    f"POST /{path} was sent but no answer came back ({exc.cause}); it was not "
+                    "re-sent, to avoid a second GPU job", **ids) from exc
+            raise EndpointUnavailable(f"POST /{path} failed: {exc.cause}", **ids) from exc
+        if response.status_code < 300:
+            return response
+        try:
+            error_body = read_body(response, self.max_response_bytes,
+                                   f"the answer to POST /{path}", ids)
+        finally:
+            response.close()
+        if observe is not None:
+            observe(response, error_body)
+        self._parse("POST", path, response, error_body, ids)
+        raise AssertionError("an error answer was parsed without raising")
 
     @staticmethod
     def _describe(exc: httpx.TransportError) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from honora_tts.client import _constants as C
 from honora_tts.client._exceptions import (
@@ -18,7 +19,7 @@ from honora_tts.client._exceptions import (
     EndpointNotConfigured,
     EndpointUnavailable,
 )
-from honora_tts.settings import ClientSettings, SettingsError
+from honora_tts.settings import LOAD_BALANCER_BASE, ClientSettings, SettingsError
 
 log = logging.getLogger("honora_tts.client")
 
@@ -27,9 +28,14 @@ LOCALPOD = "localpod"
 LOCALPOD_EXTRA = "pip install 'honora-tts[localpod]'"
 
 
+EndpointMode = Literal["queue", "load_balancing"]
+
+
 @dataclass(frozen=True)
 class EndpointSettings:
-    """Coordinates of one endpoint. ``source`` says where they came from."""
+    """Coordinates of one endpoint. ``source`` says where they came from; ``mode``: a
+    queue-based endpoint (``/run``, ``/status``) or a load-balancing one (the workers' own
+    routes, ``api_base`` their base URL), with its worker ``affinity``."""
 
     api_base: str
     endpoint_id: str
@@ -37,6 +43,8 @@ class EndpointSettings:
     source: str
     #: The management API's key where it differs from ``api_key`` (None: the same key).
     management_api_key: str | None = None
+    mode: EndpointMode = "queue"
+    affinity: Literal["soft", "strict", "off"] = "soft"
 
 
 def client_settings(env: Mapping[str, str] | None = None) -> ClientSettings:
@@ -80,6 +88,9 @@ def settings_from_env(
             "key in the RunPod console (Settings > API Keys) and export it."
         )
     base = (api_base or settings.api_base).strip().rstrip("/")
+    mode = settings.endpoint_mode
+    if mode == "load_balancing" and not api_base and base == C.DEFAULT_API_BASE:
+        base = LOAD_BALANCER_BASE.format(endpoint_id=chosen)
     if not base.startswith(("http://", "https://")):
         raise ConfigurationError(
             f"{C.ENV_API_BASE} must be an http(s) URL such as {C.DEFAULT_API_BASE}, "
@@ -91,7 +102,8 @@ def settings_from_env(
         if settings.management_api_key else ""
     )
     return EndpointSettings(base, chosen, key, source=source,
-                            management_api_key=management_key or None)
+                            management_api_key=management_key or None, mode=mode,
+                            affinity=settings.worker_affinity)
 
 
 def _localpod_settings(settings: ClientSettings) -> EndpointSettings:
@@ -112,6 +124,7 @@ def _localpod_settings(settings: ClientSettings) -> EndpointSettings:
         return EndpointSettings(
             running.base_url, running.endpoint_id, running.api_key, source="localpod",
             management_api_key=running.management_api_key,
+            mode=running.mode, affinity=settings.worker_affinity,
         )
     workers = settings.localpod_workers
     log.warning(

@@ -16,11 +16,12 @@ import httpx
 
 from honora_tts.client import _constants as C
 from honora_tts.client._base_client import BaseClient, RetryPolicy
-from honora_tts.client._configuration import settings_from_env
+from honora_tts.client._configuration import EndpointMode, settings_from_env
 from honora_tts.client._response_reader import ResponseReader
 from honora_tts.client._voice_upload import VoiceUploader
 from honora_tts.client.census_report import Census
 from honora_tts.client.job_runner import JobRunner
+from honora_tts.client.load_balancing import AffinityMode, LoadBalancedJobRunner
 from honora_tts.client.resources.batch import BatchDefaults, BatchSynthesis
 from honora_tts.client.resources.census import CensusTaker
 from honora_tts.client.resources.health import Health
@@ -55,21 +56,31 @@ class EndpointClient:
         sleep: Callable[[float], None] = time.sleep,
         max_response_bytes: int = C.MAX_RESPONSE_BYTES,
         management_api_key: str | None = None,
+        mode: EndpointMode = "queue",
+        affinity: AffinityMode = "soft",
     ) -> None:
         """``voice_store``: an object with ``upload(path) -> StoredVoice`` (default: the one
         ``honora_tts.voices.voice_store_from_env()`` returns, made on first use).
         ``max_response_bytes``: the most bytes read from any one answer or audio download,
         after decompression. ``management_api_key``: the key of the endpoint's management API
         (None: ``api_key``, as one RunPod key may serve both; localpod gives each API its
-        own). ``transport`` and ``sleep`` replace the network and ``time.sleep`` (tests)."""
+        own). ``mode="load_balancing"``: a RunPod load-balancing endpoint whose workers answer
+        at ``api_base`` (``https://ENDPOINT_ID.api.runpod.ai``), with worker ``affinity``
+        (:mod:`honora_tts.client.load_balancing`). ``transport`` and ``sleep`` replace the
+        network and ``time.sleep`` (tests)."""
         self._api_base = api_base.rstrip("/")
+        self.mode = mode
         self._base = BaseClient(
-            base_url=f"{self._api_base}/{endpoint_id}", endpoint_id=endpoint_id,
-            api_key=api_key, timeout=timeout, retry=retry, transport=transport, sleep=sleep,
-            max_response_bytes=max_response_bytes,
+            base_url=(self._api_base if mode == "load_balancing"
+                      else f"{self._api_base}/{endpoint_id}"),
+            endpoint_id=endpoint_id, api_key=api_key, timeout=timeout, retry=retry,
+            transport=transport, sleep=sleep, max_response_bytes=max_response_bytes,
         )
         self._management_api_key = (management_api_key or "").strip() or None
-        self.jobs = JobRunner(self._base, deadline_s=deadline_s)
+        self.jobs = (
+            LoadBalancedJobRunner(self._base, deadline_s=deadline_s, affinity=affinity)
+            if mode == "load_balancing" else JobRunner(self._base, deadline_s=deadline_s)
+        )
         self._responses = ResponseReader(min_handler_version)
         self._voices = VoiceUploader((lambda: voice_store) if voice_store is not None else None)
         self._synthesis = Synthesis(self.jobs, self._voices, self._responses)
@@ -98,6 +109,8 @@ class EndpointClient:
         Without either, :class:`EndpointNotConfigured` says what to set."""
         settings = settings_from_env(env, endpoint=endpoint, api_key=api_key, api_base=api_base)
         kwargs.setdefault("management_api_key", settings.management_api_key)
+        kwargs.setdefault("mode", settings.mode)
+        kwargs.setdefault("affinity", settings.affinity)
         client = cls(settings.endpoint_id, settings.api_key, settings.api_base, **kwargs)
         client.source = settings.source
         return client
@@ -140,7 +153,7 @@ class EndpointClient:
         self._responses.min_handler_version = value
 
     def __repr__(self) -> str:
-        return f"EndpointClient({self._base!r}, source={self.source!r})"
+        return f"EndpointClient({self._base!r}, source={self.source!r}, mode={self.mode!r})"
 
     def close(self) -> None:
         """Close the HTTP connections (and a voice store this client made)."""

@@ -34,8 +34,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from honora_tts import bounded_json
+from honora_tts.http_body import MAX_NESTING_DEPTH, read_capped
 from honora_tts.localpod.controlplane import (
-    MAX_NESTING_DEPTH,
     MAX_RESULT_BYTES,
     MAX_RUN_BYTES,
     MAX_RUNSYNC_BYTES,
@@ -52,9 +52,6 @@ from honora_tts.localpod.management_api import management_router
 from honora_tts.localpod.releases import ReleaseManager
 from honora_tts.localpod.supervisor import WorkerProcess
 
-#: Bodies beyond this are not even read to the end (the connection is closed).
-_DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
-
 
 def _error(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
@@ -62,23 +59,6 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 def _not_found(job_id: str) -> JSONResponse:
     return _error(404, f"request does not exist: {job_id}")
-
-
-async def _read_capped(request: Request, limit: int) -> bytes | int:
-    """The body, or its size when it is over ``limit`` (what was over is read and dropped, so
-    the client gets the answer instead of a reset connection)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > _DRAIN_LIMIT_BYTES:
-        return int(declared)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            chunks.append(chunk)
-        elif chunks:
-            chunks = []
-    return size if size > limit else b"".join(chunks)
 
 
 def build_app(
@@ -132,7 +112,7 @@ def build_app(
         refused = public_gate(request, endpoint_id, route)
         if refused is not None:
             return None, refused
-        raw = await _read_capped(request, limit)
+        raw = await read_capped(request, limit)
         if isinstance(raw, int):
             plane.counters["payloads_rejected"] += 1
             return None, _error(
@@ -278,7 +258,7 @@ def build_app(
         if refused is not None:
             return refused
         assert worker is not None
-        outcome = plane.job_done(worker, job_id, await _read_capped(request, MAX_RESULT_BYTES))
+        outcome = plane.job_done(worker, job_id, await read_capped(request, MAX_RESULT_BYTES))
         if not isinstance(outcome, DoneOutcome):  # a refusal message (DoneOutcome is a str too)
             return _error(400, outcome)
         if outcome is DoneOutcome.UNKNOWN:
@@ -293,7 +273,7 @@ def build_app(
         if refused is not None:
             return refused
         assert worker is not None
-        body = await _read_capped(request, MAX_STREAM_CHUNK_BYTES)
+        body = await read_capped(request, MAX_STREAM_CHUNK_BYTES)
         accepted = plane.stream_chunk(worker, job_id, body)
         if isinstance(accepted, str):
             return _error(400, accepted)

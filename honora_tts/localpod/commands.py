@@ -30,6 +30,8 @@ from honora_tts.localpod.discovery import (
     write_state_file,
 )
 from honora_tts.localpod.images import ImageSpecError, parse_image_spec
+from honora_tts.localpod.lb_pod import LoadBalancedPod
+from honora_tts.localpod.load_balancer import PROCESSING_LIMIT_S
 from honora_tts.localpod.pod import LocalPod
 from honora_tts.log_safety import make_safe
 
@@ -75,19 +77,30 @@ def _parser() -> argparse.ArgumentParser:
         help="the image the endpoint runs at start (default: the first --image)")
     add("--ready-timeout", type=float, default=300.0, metavar="S",
         help="give up when the workers are not ready after S seconds (default 300)")
+    add("--load-balancing", action="store_true",
+        help="a load-balancing endpoint instead: the workers serve HTTP themselves "
+        "(HONORA_SERVE=http: OpenAI's /v1/audio/speech, /ping) behind one base URL that routes "
+        "by X-Runpod-Worker-Id as RunPod does")
     return parser
 
 
-def _state(pod: LocalPod) -> dict[str, Any]:
-    return {
+def _state(pod: LocalPod | LoadBalancedPod) -> dict[str, Any]:
+    state = {
         "base_url": pod.base_url,
         "endpoint_id": pod.endpoint_id,
         "api_key": pod.api_key,
-        "management_api_key": pod.management_api_key,
         "pid": os.getpid(),
         "started_at": pod.started_at,
         "state_dir": str(pod.state_dir),
+    }
+    if isinstance(pod, LoadBalancedPod):
+        workers = [{k: w[k] for k in ("id", "pid", "handler", "port")} for w in pod.workers()
+                   if w["state"] != "dead"]
+        return {**state, "mode": "load_balancing", "workers": workers}
+    return {
+        **state,
         "management_base": pod.management_base,
+        "management_api_key": pod.management_api_key,
         "workers": [
             {k: w[k] for k in ("id", "pid", "kind", "handler")}
             for w in pod.workers()
@@ -127,17 +140,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"localpod: --start-image {args.start_image!r} is not one of the --image "
               f"references ({', '.join(images) or 'none given'})", file=sys.stderr)
         return 2
+    if args.load_balancing:
+        pod: LocalPod | LoadBalancedPod | None = _load_balanced_pod(args)
+        if pod is None:
+            return 2
+    else:
+        pod = LocalPod(
+            args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
+            api_key=args.api_key, management_api_key=args.management_api_key,
+            stale_workers=args.stale_workers, streaming=args.streaming,
+            start_delay_s=args.start_delay, max_concurrency_per_worker=args.max_concurrency,
+            rate_limit_per_10s=args.rate_limit, execution_timeout_s=args.execution_timeout,
+            handler_path=args.handler,
+            state_dir=args.state_dir or state_dir_for(args.endpoint_id),
+            restart_dead_workers=not args.no_restart, images=images or None,
+            start_image=args.start_image, worker_quota=args.worker_quota,
+        )  # fmt: skip
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    pod = LocalPod(
-        args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
-        api_key=args.api_key, management_api_key=args.management_api_key,
-        stale_workers=args.stale_workers, streaming=args.streaming,
-        start_delay_s=args.start_delay, max_concurrency_per_worker=args.max_concurrency,
-        rate_limit_per_10s=args.rate_limit, execution_timeout_s=args.execution_timeout,
-        handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
-        restart_dead_workers=not args.no_restart, images=images or None,
-        start_image=args.start_image, worker_quota=args.worker_quota,
-    )  # fmt: skip
     state_file = state_file_path(args.endpoint_id)
     try:
         try:
@@ -146,16 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"localpod: {exc}", file=sys.stderr)
             return 1
         write_state_file(state_file, _state(pod))
-        total = args.workers + args.stale_workers
-        print(
-            f"localpod: endpoint {pod.endpoint_id} at {pod.base_url} "
-            f"({total} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"
-        )
-        print(f"localpod: management API at {pod.management_base}/serverless/{pod.endpoint_id} "
-              f"(image {pod.start_image})")
+        for line in _banner(pod, args):
+            print(line)
         for name, value in pod.client_env().items():
             print(f"{name}={value}")
-        print("localpod: workers are loading; jobs queue until one is ready", flush=True)
+        print("localpod: workers are loading; requests wait until one is ready", flush=True)
         return _serve(pod, stop, state_file, args.ready_timeout)
     finally:
         pod.stop()
@@ -165,7 +179,45 @@ def main(argv: list[str] | None = None) -> int:
         print("localpod: stopped", flush=True)
 
 
-def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout: float) -> int:
+def _load_balanced_pod(args: argparse.Namespace) -> LoadBalancedPod | None:
+    """``--load-balancing``'s pod, or None (after saying why) for queue-only flags."""
+    queue_only = [flag for flag, given in (
+        ("--stale-workers", args.stale_workers), ("--streaming", args.streaming),
+        ("--rate-limit", args.rate_limit), ("--image", args.image),
+        ("--start-image", args.start_image), ("--start-delay", args.start_delay),
+        ("--management-api-key", args.management_api_key), ("--worker-quota", args.worker_quota),
+    ) if given]
+    if queue_only:
+        print(f"localpod: {', '.join(queue_only)} belong(s) to the queue endpoint, not "
+              "--load-balancing (every load-balancing worker streams)", file=sys.stderr)
+        return None
+    return LoadBalancedPod(
+        args.workers, model=args.model, port=args.port, endpoint_id=args.endpoint_id,
+        api_key=args.api_key, max_concurrency_per_worker=args.max_concurrency,
+        handler_path=args.handler, state_dir=args.state_dir or state_dir_for(args.endpoint_id),
+        restart_dead_workers=not args.no_restart,
+        processing_limit_s=min(args.execution_timeout, PROCESSING_LIMIT_S),
+    )  # fmt: skip
+
+
+def _banner(pod: LocalPod | LoadBalancedPod, args: argparse.Namespace) -> list[str]:
+    if isinstance(pod, LoadBalancedPod):
+        return [
+            (f"localpod: load-balancing endpoint {pod.endpoint_id} at {pod.base_url} "
+            f"({args.workers} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"),
+            f"localpod: OpenAI's speech API at {pod.base_url}/v1 (the API key as the key)",
+        ]
+    total = args.workers + args.stale_workers
+    return [
+        (f"localpod: endpoint {pod.endpoint_id} at {pod.base_url} "
+        f"({total} worker(s), model {args.model}; logs in {pod.state_dir}/logs)"),
+        (f"localpod: management API at {pod.management_base}/serverless/{pod.endpoint_id} "
+        f"(image {pod.start_image})"),
+    ]
+
+
+def _serve(pod: LocalPod | LoadBalancedPod, stop: threading.Event, state_file: Path,
+           ready_timeout: float) -> int:
     started = time.monotonic()
     ready = False
     recorded = _worker_key(pod)
@@ -174,7 +226,7 @@ def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout
             try:
                 pod.wait_ready(timeout_s=0.5)
                 ready = True
-                count = sum(w["state"] in ("ready", "running") for w in pod.workers())
+                count = sum(w["state"] in pod.ready_states for w in pod.workers())
                 print(
                     f"localpod: ready: {count} worker(s) in {time.monotonic() - started:.1f} s",
                     flush=True,
@@ -199,5 +251,5 @@ def _serve(pod: LocalPod, stop: threading.Event, state_file: Path, ready_timeout
     return 0
 
 
-def _worker_key(pod: LocalPod) -> tuple[tuple[str, int | None, bool], ...]:
+def _worker_key(pod: LocalPod | LoadBalancedPod) -> tuple[tuple[str, int | None, bool], ...]:
     return tuple((w["id"], w["pid"], w["state"] == "dead") for w in pod.workers())

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from honora_tts.bounded_json import nested_deeper_than
+from honora_tts.http_body import MAX_NESTING_DEPTH
 from honora_tts.localpod.jobs import (
     DoneOutcome,
     Job,
@@ -41,9 +42,6 @@ MAX_RUNSYNC_BYTES = 20 * MIB
 #: What a worker may post: a job-done body (RunPod's 20 MB result limit) and one stream chunk.
 MAX_RESULT_BYTES = 20 * MIB
 MAX_STREAM_CHUNK_BYTES = 1 * MIB
-#: Deepest nesting of arrays and objects a submitted body may have, the body itself counting
-#: as one (RunPod documents none; see the package docstring).
-MAX_NESTING_DEPTH = 800
 
 RUNSYNC_DEFAULT_WAIT_MS = 90_000
 RUNSYNC_MIN_WAIT_MS = 1_000

@@ -68,7 +68,7 @@ def find_running(endpoint_id: str = "localpod") -> dict[str, Any] | None:
 def reap_orphans(state: dict[str, Any]) -> int:
     """Kill the process groups of workers a dead pod recorded, if they still are its workers:
     the process runs the recorded handler with that worker id and that pod's job-take URL (a
-    recycled pid is left alone). Returns how many."""
+    load-balancing pod's: its recorded port; a recycled pid is left alone). Returns how many."""
     killed = 0
     base_url = state.get("base_url")
     for worker in state.get("workers") or []:
@@ -80,10 +80,14 @@ def reap_orphans(state: dict[str, Any]) -> int:
             cmdline, env = process.cmdline(), process.environ()
         except psutil.Error:
             continue
+        if state.get("mode") == "load_balancing":  # its workers serve HTTP on their port
+            pointed_at_pod = env.get("PORT") == str(worker.get("port"))
+        else:
+            pointed_at_pod = env.get("RUNPOD_WEBHOOK_GET_JOB", "").startswith(f"{base_url}/")
         ours = (
             handler in cmdline
             and env.get("RUNPOD_POD_ID") == worker.get("id")
-            and env.get("RUNPOD_WEBHOOK_GET_JOB", "").startswith(f"{base_url}/")
+            and pointed_at_pod
         )
         if ours:
             try:

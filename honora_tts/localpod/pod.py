@@ -3,38 +3,31 @@ worker processes, started and stopped as one object."""
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import concurrent.futures
 import os
 import secrets
 import shutil
-import socket
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
-
-import uvicorn
+from typing import Any, TypeVar
 
 from honora_tts import checkout
 from honora_tts.localpod.app import build_app
+from honora_tts.localpod.background_server import HOST, BackgroundServer, ServerStartError
 from honora_tts.localpod.controlplane import (
     ControlPlane,
     LocalPodError,
     PodSettings,
-    WorkerStartError,
 )
 from honora_tts.localpod.images import ImageCatalog
+from honora_tts.localpod.pod_base import PodBase
 from honora_tts.localpod.releases import LEGACY_IMAGES, ReleaseManager
-from honora_tts.localpod.supervisor import Supervisor, worker_environment
+from honora_tts.localpod.supervisor import Supervisor, threads_per_worker, worker_environment
 
 DEFAULT_HANDLER = checkout.worker_entry()
 DEFAULT_STALE_HANDLER = checkout.STALE_HANDLER
-HOST = "127.0.0.1"
 
 T = TypeVar("T")
 
@@ -48,7 +41,7 @@ def model_environment(model: str) -> dict[str, str]:
     return {"HONORA_XTTS_MODEL": model}
 
 
-class LocalPod:
+class LocalPod(PodBase):
     """A local RunPod-compatible serverless endpoint running real worker processes.
 
     Use it as a context manager (``with LocalPod(workers=2) as pod: ...``) or call
@@ -76,6 +69,8 @@ class LocalPod:
     differ from ``api_key``; ``worker_quota`` caps its ``workers.max`` (default
     ``max(5, workers + stale_workers)``).
     """
+
+    ready_states = ("ready", "running")
 
     def __init__(
         self,
@@ -143,8 +138,7 @@ class LocalPod:
         self._port = port
         self._worker_env = dict(worker_env or {})
         self._max_concurrency = max_concurrency_per_worker
-        self._state_dir_given = state_dir
-        self.state_dir: Path | None = None
+        super().__init__(state_dir)
         self._settings = PodSettings(
             endpoint_id=endpoint_id,
             api_key=self.api_key,
@@ -162,11 +156,6 @@ class LocalPod:
         )
         self._plane: ControlPlane | None = None
         self._releases: ReleaseManager | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._created_state_dir = False
-        self._crashes_reported = 0
         self.base_url = ""
         self.endpoint_url = ""
         self.started_at: float | None = None
@@ -176,31 +165,24 @@ class LocalPod:
     def start(self, *, wait_ready: bool = True, timeout_s: float = 120) -> LocalPod:
         """Serve the control plane, start the workers and (by default) wait until every worker
         has loaded its model and asked for work."""
-        if self._thread is not None:
+        if self._http is not None:
             raise LocalPodError("this LocalPod is already started")
         if not self._settings.current_handler.exists():
             raise LocalPodError(f"worker handler not found: {self._settings.current_handler}")
         self.started_at = time.time()
-        self._prepare_state_dir()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit TCP_NODELAY. asyncio sets it only on sockets made with
-        # proto=IPPROTO_TCP, which this one is not: without it every answer sent in two writes
-        # (headers, body) waited ~40 ms for the peer's delayed ACK (Nagle).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._prepare_state_dir("localpod")
+        http = BackgroundServer(port=self._port, name=f"localpod-{self.endpoint_id}")
         try:
-            sock.bind((HOST, self._port))
-        except OSError as exc:
-            sock.close()
-            raise LocalPodError(f"cannot listen on {HOST}:{self._port}: {exc}") from exc
-        sock.listen(2048)
-        port = sock.getsockname()[1]
+            port = http.listen()
+        except ServerStartError as exc:
+            raise LocalPodError(str(exc)) from exc
+        self._http = http
         self.base_url = f"http://{HOST}:{port}/v2"
         self.endpoint_url = f"{self.base_url}/{self.endpoint_id}"
 
         assert self.state_dir is not None
         extra = {
-            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(self._threads_per_worker()),
+            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(threads_per_worker(sum(self._requested[:2]))),
             "HONORA_ALLOW_PRIVATE_URLS": "1",
             "HONORA_STREAMING": "1" if self.streaming else "0",
             "HONORA_CONCURRENCY": str(self._max_concurrency),
@@ -220,20 +202,11 @@ class LocalPod:
             worker_quota=self._worker_quota,
         )  # fmt: skip
         self._plane.may_take = self._releases.may_take
-        config = uvicorn.Config(
-            build_app(self._plane, self._releases, self.management_api_key), log_config=None, log_level="warning", access_log=False,
-            lifespan="off", timeout_graceful_shutdown=2, timeout_keep_alive=30, ws="none",
-        )  # fmt: skip
-        self._server = uvicorn.Server(config)
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._serve, args=(sock, ready), name=f"localpod-{self.endpoint_id}",
-            daemon=True,
-        )  # fmt: skip
-        self._thread.start()
-        if not ready.wait(30) or not self._server.started:
+        try:
+            http.start(build_app(self._plane, self._releases, self.management_api_key))
+        except ServerStartError as exc:
             self.stop()
-            raise LocalPodError("the localpod control plane did not start")
+            raise LocalPodError("the localpod control plane did not start") from exc
         atexit.register(self.stop)
         workers, stale, delay = self._requested
         self._call(self._plane.start)
@@ -252,90 +225,35 @@ class LocalPod:
             raise
         return self
 
-    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        assert self._server is not None
-        server = self._server
-
-        async def main() -> None:
-            serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-            while not server.started and not serving.done():
-                await asyncio.sleep(0.01)
-            ready.set()
-            await serving
-
-        try:
-            loop.run_until_complete(main())
-        finally:
-            ready.set()
-            loop.close()
-
-    def _threads_per_worker(self) -> int:
-        """Each worker's share of the cores, less one core for the control plane and its
-        clients (in this process). Torch otherwise starts one thread per core in every worker,
-        and threads on the same cores thrash: on 2 cores two workers made an 8-token clip take
-        5 to 17 s instead of under 1 s; one worker with 2 threads served 3 to 5 times fewer jobs
-        than with 1 thread while its clients polled (``python -m benchmarks p3``)."""
-        cores = max(1, (os.cpu_count() or 1) - 1)
-        return max(1, cores // max(1, sum(self._requested[:2])))
-
     def stop(self) -> None:
         """Stop every worker (no process is left behind), then the control plane."""
-        thread, plane, loop, server = self._thread, self._plane, self._loop, self._server
-        if thread is None:
+        http, plane = self._http, self._plane
+        if http is None:
             return
-        self._thread = None
+        self._http = None
         atexit.unregister(self.stop)
-        if plane is not None and loop is not None and thread.is_alive():
-            future = asyncio.run_coroutine_threadsafe(
-                plane.shutdown(self._settings.stop_grace_s), loop
-            )
+        if plane is not None and http.running:
+            grace = self._settings.stop_grace_s
             try:
-                future.result(timeout=self._settings.stop_grace_s + 30)
+                http.run(plane.shutdown(grace), timeout_s=grace + 30)
             except (concurrent.futures.TimeoutError, RuntimeError):
                 plane.supervisor.kill_all()
         elif plane is not None:
             plane.supervisor.kill_all()
-        if server is not None:
-            server.should_exit = True
-        thread.join(timeout=15)
+        http.stop()
         if self._created_state_dir and self.state_dir is not None:
             shutil.rmtree(self.state_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        if self._thread is None:
-            self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def _prepare_state_dir(self) -> None:
-        if self._state_dir_given is not None:
-            self.state_dir = Path(self._state_dir_given)
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-        else:
-            self.state_dir = Path(tempfile.mkdtemp(prefix=f"localpod-{self.endpoint_id}-"))
-            self._created_state_dir = True
 
     # ------------------------------------------------------------------ calls into the loop
 
     def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the control plane's event loop and return its result."""
-        if self._loop is None or self._plane is None or self._thread is None:
+        if self._http is None or self._plane is None:
             raise LocalPodError("this LocalPod is not running; call start() first")
-
-        async def call() -> T:
-            return fn(*args, **kwargs)
-
-        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout=60)
+        try:
+            return self._http.call(fn, *args, **kwargs)
+        except ServerStartError as exc:
+            raise LocalPodError("this LocalPod's control plane has stopped") from exc
 
     @property
     def plane(self) -> ControlPlane:
@@ -345,19 +263,9 @@ class LocalPod:
 
     # ------------------------------------------------------------------ public API
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
-    def client_env(self) -> dict[str, str]:
-        """The variables ``honora_tts.client`` (and a shell) uses to reach this pod."""
-        return {
-            "RUNPOD_API_BASE": self.base_url,
-            "RUNPOD_ENDPOINT_ID": self.endpoint_id,
-            "RUNPOD_API_KEY": self.api_key,
-            "RUNPOD_MANAGEMENT_API_BASE": self.management_base,
-            "RUNPOD_MANAGEMENT_API_KEY": self.management_api_key,
-        }
+    def _client_env_extra(self) -> dict[str, str]:
+        return {"RUNPOD_MANAGEMENT_API_BASE": self.management_base,
+                "RUNPOD_MANAGEMENT_API_KEY": self.management_api_key}
 
     @property
     def management_base(self) -> str:
@@ -402,32 +310,5 @@ class LocalPod:
             raise LocalPodError(f"no worker {worker_id!r}")
         return worker.log_tail(max_bytes)
 
-    def wait_ready(self, n: int | None = None, timeout_s: float = 120) -> None:
-        """Block until ``n`` workers (default: every live worker) are ready or running.
-        Raises :class:`WorkerStartError` with the worker's log when a worker died while
-        loading (each such death is reported once), :class:`LocalPodError` when time runs
-        out."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            workers = self.workers()
-            crashes = self._call(lambda: list(self.plane.init_crashes))
-            if len(crashes) > self._crashes_reported:
-                self._crashes_reported = len(crashes)
-                crashed = crashes[-1]
-                raise WorkerStartError(
-                    f"worker {crashed} died while loading; its log ends with:\n"
-                    + self.log_tail(crashed)
-                )
-            ready = [w for w in workers if w["state"] in ("ready", "running")]
-            alive = [w for w in workers if w["state"] != "dead"]
-            if len(ready) >= (n if n is not None else max(1, len(alive))):
-                return
-            if time.monotonic() >= deadline:
-                states = ", ".join(f"{w['id']}={w['state']}" for w in alive)
-                tails = "".join(
-                    f"\n--- {w['id']} ---\n{self.log_tail(w['id'], 1500)}"
-                    for w in alive
-                    if w["state"] == "initializing"
-                )
-                raise LocalPodError(f"workers not ready after {timeout_s:g} s ({states}){tails}")
-            time.sleep(0.1)
+    def _init_crashes(self) -> list[str]:
+        return list(self._call(lambda: list(self.plane.init_crashes)))

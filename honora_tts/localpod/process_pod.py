@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import threading
 from dataclasses import dataclass
+from typing import Literal
 
 from honora_tts.localpod import discovery
 from honora_tts.localpod.pod import LocalPod
@@ -25,6 +26,8 @@ class LocalEndpoint:
     api_key: str
     started: bool
     management_api_key: str | None = None
+    #: ``load_balancing`` for a ``honora-tts localpod --load-balancing``.
+    mode: Literal["queue", "load_balancing"] = "queue"
 
 
 def running_localpod() -> LocalEndpoint | None:
@@ -32,8 +35,10 @@ def running_localpod() -> LocalEndpoint | None:
     state = discovery.find_running()
     if not state:
         return None
-    return LocalEndpoint(state["base_url"], state["endpoint_id"], state["api_key"], started=False,
-                         management_api_key=state.get("management_api_key"))
+    balanced = state.get("mode") == "load_balancing"
+    return LocalEndpoint(state["base_url"], state["endpoint_id"], state["api_key"],
+                         started=False, management_api_key=state.get("management_api_key"),
+                         mode="load_balancing" if balanced else "queue")
 
 
 def process_localpod(workers: int = 1) -> LocalEndpoint:

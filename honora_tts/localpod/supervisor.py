@@ -122,6 +122,16 @@ def worker_environment(
     return env
 
 
+def threads_per_worker(workers: int) -> int:
+    """Each worker's share of the cores (its ``OMP_NUM_THREADS``), less one core for localpod
+    itself and its clients. Torch otherwise starts one thread per core in every worker, and
+    threads on the same cores thrash: on 2 cores two workers made an 8-token clip take 5 to
+    17 s instead of under 1 s; one worker with 2 threads served 3 to 5 times fewer jobs than
+    with 1 thread while its clients polled (``python -m benchmarks p3``)."""
+    cores = max(1, (os.cpu_count() or 1) - 1)
+    return max(1, cores // max(1, workers))
+
+
 # Runs first in a new worker: ask the kernel to SIGKILL it when its parent goes away (Linux), then
 # become the real worker. ``PR_SET_PDEATHSIG`` (1) survives exec; a child whose parent already
 # died before the call sees a different parent pid and exits.

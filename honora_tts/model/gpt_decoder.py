@@ -110,6 +110,8 @@ class DecodeRequest:
     #: ``sampling.seed``, or fresh.
     generator: torch.Generator | None = None
     stream_chunk_size: int = 0
+    #: Codes of the first chunk (0: ``stream_chunk_size``): a small one gives early audio.
+    first_chunk_size: int = 0
     on_latents: Callable[[torch.Tensor, list[int], bool], None] | None = None
     #: The request's cancellation: the scheduler takes the row out between two steps.
     cancel: CancelToken | None = None
@@ -171,6 +173,8 @@ class Row:
         if self.request.on_latents is None:
             return False
         size = self.request.stream_chunk_size
+        if self.emitted == 0 and self.request.first_chunk_size:
+            size = self.request.first_chunk_size
         return self.done or (size > 0 and self.count - self.emitted >= size)
 
     @property

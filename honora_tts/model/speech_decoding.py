@@ -209,8 +209,9 @@ class SpeechDecoding:
         return generator
 
     def _start(self, utterance: Utterance, index: int, generator: torch.Generator,
-               chunk: int) -> tuple[Future[DecodeResult], _PieceAudio]:
-        """Submit piece ``index``'s row, its latents vocoded every ``chunk`` codes."""
+               chunk: int, first_chunk: int = 0) -> tuple[Future[DecodeResult], _PieceAudio]:
+        """Submit piece ``index``'s row, its latents vocoded every ``chunk`` codes (the first
+        time after ``first_chunk``, when given)."""
         if utterance.cancel is not None:
             utterance.cancel.raise_if_cancelled()
         latents = utterance.latents
@@ -218,7 +219,8 @@ class SpeechDecoding:
         future = self.scheduler.submit(DecodeRequest(
             latents.gpt_cond_latent, utterance.pieces[index], utterance.max_new_tokens,
             utterance.sampling, prefix_key=latents.key, generator=generator,
-            stream_chunk_size=chunk, on_latents=piece.on_latents, cancel=utterance.cancel,
+            stream_chunk_size=chunk, first_chunk_size=first_chunk, on_latents=piece.on_latents,
+            cancel=utterance.cancel,
             label=f"piece {index + 1}/{len(utterance.pieces)}"))
         future.add_done_callback(piece.end)
         return future, piece
@@ -295,18 +297,21 @@ class SpeechDecoding:
     # ------------------------------------------------------------------ streaming
 
     def stream(self, utterance: Utterance) -> Iterator[np.ndarray]:
-        """The utterance as float32 chunks, the first after ``stream_chunk_size`` codes of its
-        first piece; the pieces fade out, pause and fade in as :func:`honora_tts.audio.join`
+        """The utterance as float32 chunks, the first after ``stream_first_chunk_size`` codes of
+        its first piece (then every ``stream_chunk_size``); the pieces fade out, pause and fade in as :func:`honora_tts.audio.join`
         joins them. Closing the iterator early cancels the row."""
-        generator = self._generator(utterance.sampling.seed)
+        sampling = utterance.sampling
+        generator = self._generator(sampling.seed)
+        # never more than the chunks after it: a small first chunk, then larger
+        first_chunk = min(sampling.stream_first_chunk_size, sampling.stream_chunk_size)
         fade = int(SAMPLE_RATE * PIECE_FADE_MS / 1000)
         pause = np.zeros(int(SAMPLE_RATE * PIECE_PAUSE_MS / 1000), dtype=np.float32)
         count = len(utterance.pieces)
         for index in range(count):
             fade_in, fade_out = index > 0, index < count - 1
             try:
-                future, piece = self._start(utterance, index, generator,
-                                            utterance.sampling.stream_chunk_size)
+                future, piece = self._start(utterance, index, generator, sampling.stream_chunk_size,
+                                            first_chunk)
                 with self._linked(utterance, future, piece):
                     for chunk, final in piece.chunks():
                         if not chunk.size:

@@ -20,8 +20,10 @@ LOCALPOD = "localpod"
 
 
 def connect(endpoint: str = LOCALPOD, api_base: str = "", api_key: str = "",
-            **client_options: Any) -> EndpointClient:
-    """An :class:`~honora_tts.client.EndpointClient` for a notebook's endpoint parameters."""
+            mode: str = "", **client_options: Any) -> EndpointClient:
+    """An :class:`~honora_tts.client.EndpointClient` for a notebook's endpoint parameters.
+    ``mode``: ``queue`` or ``load_balancing`` (empty: ``HONORA_ENDPOINT_MODE``, else what a
+    running localpod is)."""
     from honora_tts.client import ConfigurationError, EndpointClient
 
     endpoint = (endpoint or "").strip()
@@ -29,6 +31,8 @@ def connect(endpoint: str = LOCALPOD, api_base: str = "", api_key: str = "",
         raise ConfigurationError(
             f"the endpoint parameter is empty: use {LOCALPOD!r} or a RunPod endpoint id"
         )
+    if mode.strip():
+        client_options["mode"] = mode.strip()
     client = EndpointClient.from_env(
         endpoint=endpoint, api_key=api_key or None, api_base=api_base or None, **client_options
     )
@@ -64,4 +68,5 @@ def describe(client: EndpointClient) -> dict[str, str]:
     """What may be printed about the endpoint: id, API base and where they came from. Never
     the API key."""
     return {"endpoint_id": client.endpoint_id, "api_base": client.api_base,
-            "source": str(getattr(client, "source", "arguments"))}
+            "source": str(getattr(client, "source", "arguments")),
+            "mode": str(getattr(client, "mode", "queue"))}

@@ -122,6 +122,12 @@ class RequestRecord:
     model_name: str | None = None
     git_sha: str | None = None
     audio_path: str = ""
+    #: The endpoint's mode (``queue``, ``load_balancing``) and, for a stream, when each chunk
+    #: arrived (ms from the request) and how much audio it held (s): its continuity
+    #: (:mod:`honora_tts.qa.stream_continuity`).
+    mode: str = "queue"
+    chunk_arrivals_ms: tuple[float, ...] = ()
+    chunk_audio_s: tuple[float, ...] = ()
 
 
 def _num(value: Any) -> float:
@@ -231,10 +237,12 @@ class Campaign:
         voice = voice if voice is not None else self.voice
         started = self._clock()
         try:
+            chunks: list[Any] = []
             if condition.stream:
                 stream = self.client.synthesize_stream(
                     condition.text, voice=voice, language=self.language,
                     params=self.params or None, deadline_s=self.deadline_s)
+                chunks = list(stream)
                 result = stream.collect()
             else:
                 result = self.client.synthesize(
@@ -246,6 +254,11 @@ class Campaign:
         else:
             record = record_from_result(result, condition=condition, warmup=warmup, index=index,
                                         started_s=started, finished_s=self._clock())
+            record = replace(
+                record, mode=getattr(self.client, "mode", "queue"),
+                chunk_arrivals_ms=tuple(round(c.received_ms, 2) for c in chunks),
+                chunk_audio_s=tuple(round(c.duration_s, 5) for c in chunks),
+            )
             if self.audio_dir is not None and not warmup:
                 name = "".join(c if c.isalnum() else "_" for c in condition.label)
                 saved = result.save(self.audio_dir / f"{name}-{index}.{result.format}")

@@ -18,7 +18,8 @@ Settings (:class:`~honora_tts.settings.WorkerSettings`, read once here)
     :mod:`honora_tts.model.loading`'s, the voice cache's :class:`honora_tts.voices.VoiceCache`'s.
     Retired variables (``HONORA_PREFETCH``, ``HONORA_WORKER_CONCURRENCY``, ``HONORA_MAX_BATCH``)
     are refused naming ``HONORA_CONCURRENCY``; like any invalid setting, the worker then stays up
-    and answers ``model_not_ready`` saying so.
+    and answers ``model_not_ready`` saying so. ``HONORA_SERVE=http`` serves HTTP instead (a
+    load-balancing endpoint: :mod:`honora_tts.worker.http_server`).
 
 Either handler is async (:mod:`honora_tts.worker.threaded_handlers`): the SDK's loop stays free
 to take jobs, post results and listen on its per-job stop channel, and a job RunPod stops has
@@ -132,6 +133,13 @@ def main() -> None:
         def loader() -> SpeechModel:
             raise ModelLoadError(problem)
     logging.getLogger().setLevel(settings.log_level)
+    if settings.serve == "http":  # a load-balancing endpoint: the worker serves HTTP itself
+        from honora_tts.worker.http_server import serve
+
+        serve(settings, lambda chosen, voices: build_adapter(chosen, loader=loader,
+                                                             voices=voices))
+        return
+
     started = time.perf_counter()
     import runpod
 

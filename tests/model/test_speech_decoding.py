@@ -240,3 +240,22 @@ def test_a_request_cancelled_while_it_waits_for_a_row_never_starts(batched, voic
         first.result(timeout=120)
     stats = batched.decoding_stats()
     assert stats["prefills"] == 1 and stats["completed"] == 1 and stats["cancelled"] == 1
+
+
+def test_a_small_first_chunk_comes_first_and_the_audio_stays_the_same(batched, voices):
+    """``stream_first_chunk_size``: a sentence's first chunk after fewer codes (early audio),
+    then ``stream_chunk_size`` codes each, with the same audio."""
+    even = _params(0, max_new_tokens=40, stream_chunk_size=20, stream_first_chunk_size=20)
+    small_first = _params(0, max_new_tokens=40, stream_chunk_size=20, stream_first_chunk_size=12)
+    default = list(batched.stream(TEXTS[0], "en", voices[0], even))
+    small = list(batched.stream(TEXTS[0], "en", voices[0], small_first))
+    # 12 codes make 52 frames, less the 36 the vocoder holds back: 16 frames of 256 samples
+    assert small[0].size == 16 * 256 < default[0].size
+    np.testing.assert_allclose(np.concatenate(small), np.concatenate(default), atol=1e-4)
+
+
+def test_the_first_chunk_is_never_larger_than_the_chunks_after_it(batched, voices):
+    larger_first = _params(0, max_new_tokens=40, stream_chunk_size=8, stream_first_chunk_size=30)
+    even = _params(0, max_new_tokens=40, stream_chunk_size=8, stream_first_chunk_size=8)
+    sizes = [c.size for c in batched.stream(TEXTS[0], "en", voices[0], larger_first)]
+    assert sizes == [c.size for c in batched.stream(TEXTS[0], "en", voices[0], even)]

@@ -58,3 +58,33 @@ def test_streaming_and_cold_conditions(run_notebook, localpod_factory, tmp_path)
     assert {r["cache_latents"] for r in cold} == {"miss"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed"] == 0 and len(summary["conditions"]) == 2
+    _assert_continuity(out, summary, modes={"queue"}, levels={1})
+
+
+def test_continuity_of_load_balanced_streams(run_notebook, lb_localpod, tmp_path):
+    """The HTTP mode's streams (localpod --load-balancing) through the same campaign."""
+    lb_localpod.wait_ready(3, timeout_s=300)
+    out = tmp_path / "lb"
+    run_notebook("03_latency", {
+        "endpoint": lb_localpod.endpoint_id, "api_base": lb_localpod.base_url,
+        "endpoint_mode": "load_balancing", "requests": 2, "concurrency": [1, 2],
+        "texts": {"short": "Hi there."}, "streaming": [True], "warmup": 0,
+        "max_new_tokens": 24, "artifacts_dir": str(out),
+    }, env={"RUNPOD_API_KEY": lb_localpod.api_key}, record_time=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["failed"] == 0 and summary["endpoint"]["mode"] == "load_balancing"
+    _assert_continuity(out, summary, modes={"load_balancing"}, levels={1, 2})
+
+
+def _assert_continuity(out, summary, *, modes, levels) -> None:
+    rows = summary["continuity"]
+    assert {r["mode"] for r in rows} == modes and {r["concurrency"] for r in rows} == levels
+    assert {r["buffer_ms"] for r in rows} == {50, 100, 200}
+    for r in rows:
+        assert r["streams"] >= 2 and 0.0 <= r["never_dry_share"] <= 1.0
+        assert r["worst_underrun_ms"] >= r["p95_underrun_ms"] >= 0
+        assert r["median_start_ms"] >= r["median_first_chunk_ms"] > 0
+    with (out / "continuity.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == len(rows)
+    for name in ("continuity", "worst_stream_buffer"):
+        assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

@@ -9,7 +9,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from honora_tts.client import JobTimedOut, SynthesisResult, Timings
+from honora_tts.client import AudioChunk, JobTimedOut, SynthesisResult, Timings
 from honora_tts.protocol import CacheFacts, StageTimings, VersionRecord
 from honora_tts.qa import latency
 
@@ -67,6 +67,15 @@ class ScriptedClient:
         client = self
 
         class Stream:
+            """Two chunks of 0.1 s, at 250 and 400 ms, as SynthesisStream yields them."""
+
+            def __iter__(self):
+                import numpy as np
+
+                for seq, at_ms in enumerate((250.0, 400.0)):
+                    yield AudioChunk(seq=seq, samples=np.zeros(2400, np.float32),
+                                     sample_rate=24_000, received_ms=at_ms)
+
             def collect(self):
                 client.synthesize(text, voice)
                 return result(text, ttfa=250.0)
@@ -172,6 +181,9 @@ def test_streaming_records_time_to_first_audio():
                                  2, warmup=0, progress=False)
     assert (frame["ttfa_ms"] == 250.0).all()
     assert latency.summarize(frame).loc[0, "p50_ttfa_ms"] == 250.0
+    # each stream's chunk timeline is kept for its continuity
+    assert list(frame["chunk_arrivals_ms"]) == [(250.0, 400.0)] * 2
+    assert list(frame["chunk_audio_s"]) == [(0.1, 0.1)] * 2
 
 
 def synthetic_frame() -> pd.DataFrame:

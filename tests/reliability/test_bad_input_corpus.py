@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin
 
+import httpx
 import numpy as np
 import pytest
 from reliability_support import (
@@ -465,3 +466,140 @@ def test_workers_survived_the_whole_corpus(pods, identities, voices) -> None:
         ssrf_refused_by_policy=health["refused"], ssrf_pod_downloads=health["downloads"],
         jobs_run={n: p.counters()["jobs_submitted"] for n, p in pods.items()},
     )
+
+
+# ------------------------------------------------------------- the HTTP mode (load balancing)
+#
+# The same corpus sent to workers that serve HTTP themselves (HONORA_SERVE=http) behind
+# localpod's load balancer, as the bodies of honora's job route (POST /honora/v1/runsync, what
+# the client sends in load-balancing mode): the same codes where the queue worker's answer
+# came from the worker; where localpod's queue API refused a body by its /run or /runsync
+# limits, the HTTP mode has its own (the balancer's 30 MB, the worker's 20 MiB:
+# request_too_large) and a body under them reaches the worker, whose protocol decides. Bodies
+# that are not JSON are refused by the worker itself (400, OpenAI's error shape). A category's
+# cases go at once (16 at a time), then a synthesis proves the worker serves on.
+
+HTTP_CATEGORIES = list(dict.fromkeys(case["category"] for case in CASES))
+HTTP_RESULTS: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module")
+def http_pods() -> Iterator[dict[str, Any]]:
+    from honora_tts.localpod.lb_pod import LoadBalancedPod
+
+    with tempfile.TemporaryDirectory(prefix="honora-corpus-http-") as tmp:
+        made = {
+            "open": LoadBalancedPod(1, max_concurrency_per_worker=WORKER_CONCURRENCY,
+                                    worker_env={"HONORA_VOICE_CACHE": f"{tmp}/open"}),
+            "ssrf": LoadBalancedPod(1, max_concurrency_per_worker=WORKER_CONCURRENCY,
+                                    worker_env={"HONORA_VOICE_CACHE": f"{tmp}/ssrf",
+                                                "HONORA_ALLOW_PRIVATE_URLS": "0",
+                                                "HONORA_TRUSTED_VOICE_HOSTS": TRUSTED_HOST}),
+        }
+        try:
+            for pod in made.values():
+                pod.start(wait_ready=False)
+            for pod in made.values():
+                pod.wait_ready(timeout_s=300)
+            yield {name: (pod, live_workers(pod)[0]) for name, pod in made.items()}
+        finally:
+            for pod in made.values():
+                pod.stop()
+
+
+def _http_expectation(case: dict[str, Any], body: bytes, job_input: Any) -> dict[str, Any]:
+    """What the HTTP mode must answer for a case (see the section's comment)."""
+    from honora_tts.localpod.load_balancer import MAX_BODY_BYTES
+    from honora_tts.worker.http_app import MAX_JSON_BYTES
+
+    expect = case["expect"]
+    if len(body) > MAX_BODY_BYTES:
+        return {"http": 413}
+    if len(body) > MAX_JSON_BYTES:
+        return {"http": 413, "code": "request_too_large"}
+    if "http" in expect and expect["http"] == 400:
+        return {"http": 400, "code": "invalid_input"}
+    if "http" in expect:  # over a queue route's limit only: the protocol decides
+        parsed = parse_request(job_input)
+        assert isinstance(parsed, ErrorInfo), case["name"]
+        return {"code": parsed.code.value}
+    return expect
+
+
+def _http_case(case: dict[str, Any], pod: Any, places: dict[str, str]) -> tuple[str, str]:
+    body, job_input = _job_parts(case, places)
+    if "raw_body" not in case and "raw_body_hex" not in case:
+        body = json.dumps({"input": job_input}).encode()
+    expect = _http_expectation(case, body, job_input)
+    with httpx.Client(base_url=pod.base_url, timeout=120,
+                      headers={"Authorization": f"Bearer {pod.api_key}"}) as client:
+        answer = client.post("/honora/v1/runsync", content=body)
+    if "http" in expect:
+        assert answer.status_code == expect["http"], f"{case['name']}: {answer.text[:300]}"
+        error = answer.json()["error"]
+        if "code" in expect:
+            assert error["code"] == expect["code"] and error["message"], case["name"]
+        else:
+            assert isinstance(error, str), case["name"]  # the balancer's own refusal
+        return case["name"], "refused"
+    assert answer.status_code == 200, f"{case['name']}: {answer.text[:300]}"
+    status = answer.json()
+    if "code" in expect:
+        assert status["status"] == "FAILED", f"{case['name']}: {status}"
+        error = worker_error(status)
+        assert error["code"] == expect["code"], f"{case['name']}: {error}"
+        if "field" in expect:
+            assert error.get("field") == expect["field"], f"{case['name']}: {error}"
+        assert status["output"]["version"]["handler_version"] >= 2
+        return case["name"], "failed"
+    assert status["status"] == "COMPLETED", f"{case['name']}: {status}"
+    sections = status["output"]["sections"]
+    seen = [s["status"] if s["status"] == "ok" else s["error"]["code"] for s in sections]
+    assert seen == expect["sections"], case["name"]
+    return case["name"], "partial"
+
+
+@pytest.mark.parametrize("category", HTTP_CATEGORIES)
+def test_bad_input_in_http_mode(category, http_pods, places, voices) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [c for c in CASES if c["category"] == category and not _skipped(c, places)]
+    with ThreadPoolExecutor(max_workers=WORKER_CONCURRENCY) as pool:
+        outcomes = list(pool.map(
+            lambda case: _http_case(case, http_pods[case.get("pod", "open")][0], places), cases))
+    assert len(outcomes) == len(cases)
+    HTTP_RESULTS.update(f"{category}:{outcome}" for _, outcome in outcomes)
+    assert voices.hits["/ssrf/target.wav"] == 0, "a forbidden address was connected to"
+    # The same worker process serves a synthesis after the category.
+    name = "ssrf" if category == "voice_ssrf" else "open"
+    pod, identity = http_pods[name]
+    voice = f"{places['trusted' if name == 'ssrf' else 'voices']}/voice.wav"
+    with httpx.Client(base_url=pod.base_url, timeout=120,
+                      headers={"Authorization": f"Bearer {pod.api_key}"}) as client:
+        done = client.post("/honora/v1/runsync", json={"input": {
+            "text": f"Still speaking after the {category} cases.", "voice_url": voice,
+            "params": TINY}}).json()
+    assert done["status"] == "COMPLETED" and done["output"]["audio"]["duration_s"] > 0
+    [worker] = live_workers(pod)
+    assert (worker["id"], worker["pid"]) == (identity["id"], identity["pid"])
+    assert stdin_target(worker["pid"]) == "/dev/null"
+
+
+def test_http_workers_survived_the_whole_corpus(http_pods) -> None:
+    for pod, identity in http_pods.values():
+        assert pod.counters().get("workers_died", 0) == 0
+        log = worker_log(live_workers(pod)[0])
+        assert EOF_CRASH not in log and "Traceback" not in log
+        assert "unexpected failure" not in log, "an input reached the catch-all"
+        assert "\x1b" not in log
+    # Every SSRF case was refused by the address policy before any connection.
+    ssrf, _ = http_pods["ssrf"]
+    [worker] = live_workers(ssrf)
+    cache = httpx.get(f"http://127.0.0.1:{worker['port']}/health", timeout=30).json()[
+        "health"]["voice_cache"]
+    ssrf_cases = sum(v for k, v in HTTP_RESULTS.items() if k.startswith("voice_ssrf:"))
+    assert cache["refused"] == ssrf_cases and cache["downloads"] == 1, cache
+    record("corpus_http_mode", outcomes=dict(HTTP_RESULTS),
+           cases=sum(HTTP_RESULTS.values()),
+           worker_restarts=sum(p.counters().get("workers_died", 0)
+                               for p, _ in http_pods.values()))

@@ -206,7 +206,8 @@ def test_one_format_table_serves_every_reader():
         assert SUFFIX_FORMATS[row.suffix] == name and output_format(f"x{row.suffix}") == name
         assert audio.format_for_suffix(row.suffix.upper()) is row
         assert OutputSpec(format=name).format == name
-        assert audio.decode(audio.encode(sine(440, 0.1), RATE, name))[1] == RATE
+        if row.soundfile is not None:  # the others are decoded back in test_audio_formats
+            assert audio.decode(audio.encode(sine(440, 0.1), RATE, name))[1] == RATE
     assert audio.format_for_suffix(".aiff") is None
     with pytest.raises(ValueError, match="mp3 cannot carry 44000 Hz"):
         OutputSpec(format="mp3", sample_rate=44_000)

@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "honora_tts"
 #: module -> why it may touch os.environ (it passes an environment on, it reads no setting)
 BUILDS_CHILD_ENVIRONMENTS = {
     "localpod/pod.py": "the environment localpod's worker processes inherit",
+    "localpod/lb_pod.py": "the environment the load-balancing localpod's workers inherit",
     "localpod/discovery.py": "reads other processes' environments (psutil), not its own",
     "qa/notebook_runner.py": "sets a notebook kernel's environment while it starts",
 }

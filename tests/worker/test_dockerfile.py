@@ -76,3 +76,16 @@ def test_worker_lock_pins_the_same_versions_as_the_dev_lock(repo_root):
     assert {k: v for k, v in worker.items() if full.get(k) != v} == {}
     for core in ("coqui-tts", "torch", "torchaudio", "runpod", "transformers"):
         assert core in worker
+
+
+def test_one_image_serves_both_endpoint_kinds(dockerfile):
+    """The load-balancing mode is an environment variable of the same image, whose entry is the
+    one RunPod runs, and it listens on RunPod's default port."""
+    instructions = dockerfile.structure
+    assert [i["value"] for i in instructions if i["instruction"] == "CMD"] == [
+        '["python", "-u", "worker/handler.py"]']
+    assert "80" in [i["value"] for i in instructions if i["instruction"] == "EXPOSE"]
+    from honora_tts.settings import WorkerSettings
+
+    settings = WorkerSettings.from_env({"HONORA_SERVE": "http"})
+    assert settings.serve == "http" and settings.port == 80 and settings.port_health is None

@@ -178,7 +178,7 @@ def tiny_model_samples(texts: tuple[str, ...], max_new_tokens: int = 60
     model = load_model("tiny", device="cpu")
     path, sha = model.default_voice()
     latents = model.latents(path, sha).latents
-    params = SynthesisParams(max_new_tokens=max_new_tokens, seed=0).resolved()
+    params = SynthesisParams(max_new_tokens=max_new_tokens, seed=0).to_sampling_params()
     for text in texts:
         yield np.asarray(model.synthesize(text, "en", latents, params).samples,
                          dtype=np.float32), model.sample_rate

@@ -36,6 +36,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _POD.start()
     write_state_file(state_file_path(_POD.endpoint_id), {
         "base_url": _POD.base_url, "endpoint_id": _POD.endpoint_id, "api_key": _POD.api_key,
+        "management_base": _POD.management_base, "management_api_key": _POD.management_api_key,
         "pid": os.getpid(), "started_at": _POD.started_at, "state_dir": str(_POD.state_dir),
         "workers": [],
     })

@@ -19,7 +19,7 @@ def test_endpoint_id_uses_the_key_from_the_environment(monkeypatch):
     assert client.endpoint_id == "abc123" and client.api_base == "https://api.runpod.ai/v2"
     facts = connection.describe(client)
     assert facts == {"endpoint_id": "abc123", "api_base": "https://api.runpod.ai/v2",
-                     "source": "parameters"}
+                     "source": "parameters", "mode": "queue"}
     assert "rk-environment-key" not in json.dumps(facts) + repr(client)
 
 
